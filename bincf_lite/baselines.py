@@ -133,7 +133,7 @@ def tune_on_validation(
         res = evaluate_scores(model.score, split.train, split.valid, ks=[k])
         rows.append({"param": param, "value": value, metric_name(metric): _pick(res, name, k)})
     table = pd.DataFrame(rows)
-    best = table.iloc[int(table[metric_name(metric)].to_numpy().argmax())]["value"]
+    best = candidates[int(table[metric_name(metric)].to_numpy().argmax())]
     model = make_model(**({param: best} if param else {}))
     model.fit(split.train_full)
     return model, table

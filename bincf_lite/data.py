@@ -49,6 +49,7 @@ __all__ = [
     "split_interactions",
     "sample_negatives",
     "synthetic_interactions",
+    "load_item_titles",
 ]
 
 
@@ -723,3 +724,24 @@ def synthetic_interactions(
         {"user": [f"u{u}" for u in rows], "item": [f"i{i}" for i in cols], "rating": 1.0}
     )
     return Interactions.from_frame(frame)
+
+
+def load_item_titles(
+    name: str,
+    data_dirs: Iterable[str | os.PathLike | None] = (),
+    cache_dir: str | os.PathLike | None = None,
+    download: bool = False,
+) -> dict[str, str]:
+    """Item titles of a MovieLens dataset, by original item id (empty when it has none)."""
+    archive = _archive(name)
+    ratings = locate_dataset(name, data_dirs, cache_dir, download)
+    path = ratings.parent / archive.titles if archive.titles else None
+    if path is None or not path.is_file():
+        return {}
+    sep = "|" if path.name == "u.item" else "::"
+    titles = {}
+    for line in path.read_bytes().decode("latin-1").splitlines():
+        fields = line.split(sep)
+        if len(fields) >= 2:
+            titles[fields[0].strip()] = fields[1].strip()
+    return titles
