@@ -13,7 +13,7 @@ module         concept                                                chapter
 =============  =====================================================  =======
 """
 
-from . import baselines, data, metrics
+from . import baselines, data, metrics, runs
 from .baselines import EASE, ItemKNN, Pop
 from .data import (
     DataError,
@@ -34,6 +34,7 @@ __all__ = [
     "data",
     "metrics",
     "baselines",
+    "runs",
     "DataError",
     "Interactions",
     "Split",
