@@ -145,9 +145,7 @@ class GCNCFConfig(BPRConfig):
 
     ``activation`` is ρ (the paper follows SpectralCF's sigmoid); ``cross`` turns eq. (9)–(10)
     on or off; ``batchnorm`` the batch norms before eq. (8) and (11); ``laplacian`` picks
-    Def. 2 (``"sym"``) or SpectralCF's code (``"rw"``). ``layer_scale`` multiplies the
-    concatenated blocks ``[U0, U1, U4]`` (default ``(1, 1, 1)``: the plain concatenation of
-    eq. 12–13).
+    Def. 2 (``"sym"``) or SpectralCF's code (``"rw"``).
     """
 
     activation: str = "sigmoid"
