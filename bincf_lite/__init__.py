@@ -8,12 +8,13 @@ module         concept                                                chapter
 ``data``       loading, the iterative k-core filter, splits, negatives  01
 ``metrics``    Recall / Precision / MAP / NDCG @K under the tie rule    02
 ``baselines``  Pop, ItemKNN, EASE (sanity rows of every table)          02
+``plotting``   figures with one fixed style; baselines always shown     01, 02
 ``hashing``    packed codes, popcount top-K                             13
 ``cli``        the ``bincf-lite`` command                               --
 =============  =====================================================  =======
 """
 
-from . import baselines, data, metrics, runs
+from . import baselines, data, metrics, plotting, runs
 from .baselines import EASE, ItemKNN, Pop
 from .data import (
     DataError,
@@ -35,6 +36,7 @@ __all__ = [
     "metrics",
     "baselines",
     "runs",
+    "plotting",
     "DataError",
     "Interactions",
     "Split",

@@ -516,30 +516,33 @@ def kcore_filter(
     threshold. Returns the filtered frame and one ``{round, users, items, interactions}`` row
     per round (round 0 is the input). Raises :class:`DataError` if nothing survives.
     """
-    frame = frame.drop_duplicates(["user", "item"])
-    rounds = [_round_row(0, frame)]
+    frame = frame.drop_duplicates(["user", "item"]).reset_index(drop=True)
+    users = pd.factorize(frame["user"])[0]
+    items = pd.factorize(frame["item"])[0]
+    keep = np.ones(len(frame), dtype=bool)
+    rounds = [_round_counts(0, users, items)]
     for r in range(1, max_rounds + 1):
-        ucount = frame["user"].map(frame["user"].value_counts())
-        icount = frame["item"].map(frame["item"].value_counts())
-        keep = (ucount >= min_user) & (icount >= min_item)
-        if keep.all():
+        ucount = np.bincount(users[keep], minlength=users.max(initial=-1) + 1)
+        icount = np.bincount(items[keep], minlength=items.max(initial=-1) + 1)
+        drop = keep & ((ucount[users] < min_user) | (icount[items] < min_item))
+        if not drop.any():
             break
-        frame = frame[keep.to_numpy()]
-        rounds.append(_round_row(r, frame))
-        if len(frame) == 0:
+        keep &= ~drop
+        rounds.append(_round_counts(r, users[keep], items[keep]))
+        if not keep.any():
             raise DataError(
                 f"the {min_user}/{min_item}-core filter removed every interaction; lower"
                 " --min-count or use a larger dataset"
             )
-    return frame.reset_index(drop=True), rounds
+    return frame[keep].reset_index(drop=True), rounds
 
 
-def _round_row(r: int, frame: pd.DataFrame) -> dict:
+def _round_counts(r: int, users: np.ndarray, items: np.ndarray) -> dict:
     return {
         "round": r,
-        "users": int(frame["user"].nunique()),
-        "items": int(frame["item"].nunique()),
-        "interactions": int(len(frame)),
+        "users": int(len(np.unique(users))),
+        "items": int(len(np.unique(items))),
+        "interactions": int(len(users)),
     }
 
 
