@@ -278,8 +278,11 @@ def _read_text(path: str | os.PathLike, encoding: str = "latin-1") -> tuple[Path
 
 def _parse_lines(
     path: Path, text: str, sep: str, min_fields: int, names: Sequence[str], skip_header: bool
-) -> pd.DataFrame:
-    """Split ``text`` into columns with a clear error for the first bad line."""
+) -> tuple[pd.DataFrame, list[int]]:
+    """Split ``text`` into columns with a clear error for the first bad line.
+
+    Returns the frame and the file line number of each of its rows (kept out of
+    ``frame.attrs``, which pandas deep-copies on every operation)."""
     lines = text.splitlines()
     start = 0
     if skip_header and lines and not _is_number(lines[0].split(sep)[-1].strip()):
@@ -315,8 +318,7 @@ def _parse_lines(
         )
     frame = frame.iloc[:, : len(names)]
     frame.columns = list(names[: frame.shape[1]])
-    frame.attrs["lines"] = nonblank
-    return frame
+    return frame, nonblank
 
 
 def _is_number(s: str) -> bool:
@@ -327,14 +329,13 @@ def _is_number(s: str) -> bool:
     return True
 
 
-def _finish(frame: pd.DataFrame, path: Path, has_rating: bool) -> pd.DataFrame:
-    lines = frame.attrs.get("lines")
+def _finish(frame: pd.DataFrame, lines: list[int], path: Path, has_rating: bool) -> pd.DataFrame:
     out = pd.DataFrame({"user": frame["user"].str.strip(), "item": frame["item"].str.strip()})
     if has_rating and "rating" in frame:
         rating = pd.to_numeric(frame["rating"].str.strip(), errors="coerce")
         bad = np.flatnonzero(rating.isna().to_numpy())
         if len(bad):
-            lineno = lines[bad[0]] if lines else bad[0] + 1
+            lineno = lines[bad[0]]
             raise DataError(
                 f"{path}, line {lineno}: rating {frame['rating'].iloc[bad[0]]!r} is not a number"
             )
@@ -354,8 +355,8 @@ def read_interactions(path: str | os.PathLike, sep: str | None = None) -> pd.Dat
     path, text = _read_text(path, encoding="utf-8")
     if sep is None:
         sep = "," if path.suffix.lower() == ".csv" else "\t"
-    frame = _parse_lines(path, text, sep, 2, ("user", "item", "rating"), skip_header=True)
-    return _finish(frame, path, has_rating=True)
+    frame, lines = _parse_lines(path, text, sep, 2, ("user", "item", "rating"), skip_header=True)
+    return _finish(frame, lines, path, has_rating=True)
 
 
 def read_movielens(path: str | os.PathLike) -> pd.DataFrame:
@@ -363,8 +364,8 @@ def read_movielens(path: str | os.PathLike) -> pd.DataFrame:
     ML-1M or ML-10M with half stars) or ``ratings_uir.dat`` (``::``, 3 columns)."""
     path, text = _read_text(path)
     sep = "\t" if path.name == "u.data" else "::"
-    frame = _parse_lines(path, text, sep, 3, ("user", "item", "rating", "timestamp"), False)
-    return _finish(frame, path, has_rating=True)
+    frame, lines = _parse_lines(path, text, sep, 3, ("user", "item", "rating", "timestamp"), False)
+    return _finish(frame, lines, path, has_rating=True)
 
 
 def read_yelp(path: str | os.PathLike) -> pd.DataFrame:
