@@ -357,8 +357,9 @@ PAGE_FACTS = r"""
 
 RECT_OF = r"""
 ((sel) => {
-  const e = document.querySelector(sel);
-  if (!e) return null;
+  const found = document.querySelector(sel);
+  if (!found) return null;
+  const e = found.closest('figure, .cell_output') || found;  // with its caption
   e.scrollIntoView({block: 'center'});
   const r = e.getBoundingClientRect();
   return {x: Math.max(0, r.left + window.scrollX - 16), y: Math.max(0, r.top + window.scrollY - 16),
@@ -519,7 +520,7 @@ def check_page(tab: Tab, doc: str, url: str, links: LinkChecker, shots: Path,
     tab.eval("document.head.insertAdjacentHTML('beforeend', '<style id=\"bt-hide\">"
              ".bd-header, .bd-header-article, .skip-link, .header-article"
              " {visibility: hidden !important}</style>')")
-    for kind, selector in (("widget", ".widget-subarea"), ("figure", ".cell_output img")):
+    for kind, selector in (("widget", ".widget-subarea"), ("figure", "article .cell_output img, article figure img")):
         if kind == "widget" and not exp.widget_views:
             continue
         if kind == "figure" and exp.widget_views:
