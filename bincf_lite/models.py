@@ -145,13 +145,15 @@ class GCNCFConfig(BPRConfig):
 
     ``activation`` is ρ (the paper follows SpectralCF's sigmoid); ``cross`` turns eq. (9)–(10)
     on or off; ``batchnorm`` the batch norms before eq. (8) and (11); ``laplacian`` picks
-    Def. 2 (``"sym"``) or SpectralCF's code (``"rw"``).
+    Def. 2 (``"sym"``) or SpectralCF's code (``"rw"``); ``transform=False`` fixes
+    :math:`\Theta^{(0)} = \Theta^{(1)} = I` (no feature transformation, as LightGCN argues).
     """
 
     activation: str = "sigmoid"
     cross: bool = True
     batchnorm: bool = True
     laplacian: str = "sym"
+    transform: bool = True
     lr: float = 1e-3
     l2: float = 1e-3
     batch_size: int = 8192
@@ -191,13 +193,14 @@ def crossnet_op(x0: torch.Tensor, xk: torch.Tensor, w: torch.Tensor) -> torch.Te
     return x0 * (xk * w).sum(dim=-1, keepdim=True) + xk
 
 
-def spectral_conv(op: SparseOperator, x: torch.Tensor, theta: torch.Tensor, activation: str):
+def spectral_conv(op: SparseOperator, x: torch.Tensor, theta: torch.Tensor | None, activation: str):
     """:math:`\\mathrm{sp}(X; L, \\Theta) = \\rho((I + L) X \\Theta)`, eq. (6).
 
     ``op`` is :math:`I + L` (:func:`bincf_lite.graph.propagation_operator`); the product is
-    computed as :math:`(I + L)(X\\Theta)`, the cheaper order.
+    computed as :math:`(I + L)(X\\Theta)`, the cheaper order. ``theta=None`` means
+    :math:`\\Theta = I`.
     """
-    return ACTIVATIONS[activation](op @ (x @ theta))
+    return ACTIVATIONS[activation](op @ (x if theta is None else x @ theta))
 
 
 class _BPRModel(nn.Module):
@@ -304,8 +307,11 @@ class GCNCF(_BPRModel):
         super().__init__(train, config)
         self.op = propagation_operator(train, config.laplacian)
         n, d = self.num_users + self.num_items, config.embed_dim
-        self.theta0 = self._glorot(d, d)
-        self.theta1 = self._glorot(d, d)
+        if config.transform:
+            self.theta0 = self._glorot(d, d)
+            self.theta1 = self._glorot(d, d)
+        else:
+            self.theta0 = self.theta1 = None
         if config.cross:
             self.w1 = nn.Parameter(torch.zeros(n, d))
             self.w2 = nn.Parameter(torch.zeros(n, d))

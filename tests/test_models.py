@@ -149,3 +149,13 @@ def test_build_model_errors(train):
     with pytest.raises(TypeError, match="GCNCFConfig"):
         build_model("gcn-cf", train, BPRMFConfig())
     assert np.isfinite(build_model("spectralcf", train).out_dim)
+
+
+def test_gcncf_without_transform_is_plain_smoothing(train):
+    cfg = GCNCFConfig(embed_dim=4, activation="identity", batchnorm=False, cross=False, transform=False)
+    model = GCNCF(train, cfg)
+    assert model.theta0 is None
+    x0, x1, _, _, x4 = model.layers()
+    p = torch.from_numpy(graph.propagation_matrix(train).toarray()).float()
+    torch.testing.assert_close(x1, p @ x0)
+    torch.testing.assert_close(x4, p @ p @ x0)
