@@ -62,6 +62,7 @@ __all__ = [
     "DCF",
     "HASH_BASELINES",
     "tune_grid",
+    "fit_hash_baseline",
 ]
 
 
@@ -337,13 +338,14 @@ class SignMF(_Codes):
     code_bits: int = 64
     center: bool | str = True
     target: ImplicitTarget = field(default_factory=ImplicitTarget)
-    num_iters: int = 150
+    mf_iters: int = 60
     seed: int = 0
     _param_names = ("code_bits", "center")
 
     def fit(self, train: sp.csr_matrix, init: tuple | None = None) -> SignMF:
+        """Fit on ``train``; ``init`` = ready (U, V) of :func:`weighted_mf` skips the MF."""
         self.user_emb_, self.item_emb_ = init or weighted_mf(
-            train, self.code_bits, self.target, num_iters=self.num_iters, seed=self.seed
+            train, self.code_bits, self.target, num_iters=self.mf_iters, seed=self.seed
         )
         self.user_codes_, self.item_codes_ = sign_codes_of(self.user_emb_, self.item_emb_, self.center)
         return self
@@ -370,13 +372,18 @@ class BCCF(_Codes):
     balance: float = 0.05  # the paper's lambda
     target: ImplicitTarget = field(default_factory=ImplicitTarget)
     itq_iters: int = 50
-    num_iters: int = 150
+    mf_iters: int = 60
+    num_iters: int = 30
     seed: int = 0
     _param_names = ("code_bits", "balance")
 
     def fit(self, train: sp.csr_matrix, init: tuple | None = None) -> BCCF:
+        """Plain weighted MF (``mf_iters``; or ``init``), then ``num_iters`` more L-BFGS
+        iterations with the balance term, then ITQ."""
         train = _csr(train)
         m, n = train.shape
+        if init is None:
+            init = weighted_mf(train, self.code_bits, self.target, num_iters=self.mf_iters, seed=self.seed)
         lam = float(self.balance)
 
         def penalty(u, v):
@@ -427,17 +434,20 @@ class PPH(_Codes):
     cfn: float = 1.0  # the paper's lambda
     magnitude_bits: int = 2
     target: ImplicitTarget = field(default_factory=ImplicitTarget)
-    num_iters: int = 150
+    mf_iters: int = 60
+    num_iters: int = 30
     seed: int = 0
     _param_names = ("code_bits", "cfn")
 
     def fit(self, train: sp.csr_matrix, init: tuple | None = None) -> PPH:
+        """Plain weighted MF of ``code_bits - magnitude_bits`` dimensions (``mf_iters``; or
+        ``init``), then ``num_iters`` more L-BFGS iterations with the CFN penalty, then codes."""
         train = _csr(train)
         dim = self.code_bits - self.magnitude_bits
         if dim < 1:
             raise ValueError(f"code_bits={self.code_bits} leaves no phase bits")
         if init is None:
-            init = weighted_mf(train, dim, self.target, num_iters=self.num_iters, seed=self.seed)
+            init = weighted_mf(train, dim, self.target, num_iters=self.mf_iters, seed=self.seed)
         u0, v0 = init
         eps = float(np.mean(np.concatenate([(u0**2).sum(1), (v0**2).sum(1)])))
         lam = float(self.cfn)
@@ -495,15 +505,17 @@ class DCF(_Codes):
     alpha: float = 1e-2
     beta: float = 1e-2
     target: ImplicitTarget = field(default_factory=ImplicitTarget)
-    num_sweeps: int = 8
-    num_iters: int = 150
+    num_sweeps: int = 5
+    mf_iters: int = 60
     seed: int = 0
     _param_names = ("code_bits", "alpha", "beta")
 
     def fit(self, train: sp.csr_matrix, init: tuple | None = None) -> DCF:
+        """Initialise from weighted MF (``mf_iters``; or ``init`` = its (U, V)), then at most
+        ``num_sweeps`` sweeps (B-step, D-step, X- and Y-steps); stops early when no bit flips."""
         train = _csr(train)
         if init is None:
-            init = weighted_mf(train, self.code_bits, self.target, num_iters=self.num_iters, seed=self.seed)
+            init = weighted_mf(train, self.code_bits, self.target, num_iters=self.mf_iters, seed=self.seed)
         b, d = sign_codes_of(*init, center="both")
         self._train = train
         by_item = sp.csr_matrix(
@@ -683,3 +695,30 @@ def tune_grid(
     shared = dict(prepare(split.train_full)) if prepare else {}
     model = make_model(**best).fit(split.train_full, **shared)
     return model, table
+
+
+def fit_hash_baseline(
+    name: str, split: Split, params: Mapping | None = None, tune: bool = False, progress: bool = False
+) -> tuple[object, pd.DataFrame | None]:
+    """Fit the hashing baseline ``name`` (``sign-mf``, ``bccf``, ``pph``, ``dcf``) for a split.
+
+    With ``tune``, the parameters of its grid (:data:`HASH_BASELINES`) that ``params`` does not
+    fix are chosen by :func:`tune_grid` (the weighted MF that starts every candidate is fitted
+    once per training matrix); otherwise the class defaults (chosen on ML-1M validation, chapter
+    12) and ``params`` are fitted on ``split.train_full``. Returns the model and the validation
+    table (``None`` without tuning). Used by ``bincf-lite fit --model dcf|bccf|pph|sign-mf``.
+    """
+    if name not in HASH_BASELINES:
+        raise ValueError(f"unknown hashing baseline {name!r}; known: {', '.join(HASH_BASELINES)}")
+    cls, grid = HASH_BASELINES[name]
+    params = dict(params or {})
+    free = {k: v for k, v in grid.items() if k not in params}
+    if not (tune and free):
+        return cls(**params).fit(split.train_full), None
+    probe = cls(**params)
+    dim = probe.code_bits - getattr(probe, "magnitude_bits", 0)
+
+    def prepare(train):
+        return {"init": weighted_mf(train, dim, probe.target, num_iters=probe.mf_iters, seed=probe.seed)}
+
+    return tune_grid(lambda **p: cls(**{**params, **p}), free, split, prepare=prepare, progress=progress)

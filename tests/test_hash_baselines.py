@@ -38,8 +38,8 @@ def fitted(split, mf):
     train = split.train_full
     return {
         "sign-mf": hb.SignMF(code_bits=BITS).fit(train, init=mf),
-        "bccf": hb.BCCF(code_bits=BITS, balance=0.05, num_iters=60).fit(train),
-        "pph": hb.PPH(code_bits=BITS, cfn=1.0, num_iters=60).fit(train),
+        "bccf": hb.BCCF(code_bits=BITS, balance=0.05, mf_iters=60).fit(train),
+        "pph": hb.PPH(code_bits=BITS, cfn=1.0, mf_iters=60).fit(train),
         "dcf": hb.DCF(code_bits=BITS, alpha=1e-2, beta=1e-2, num_sweeps=4).fit(train, init=mf),
     }
 
@@ -91,15 +91,15 @@ def test_dcf_balance_term_balances(split, mf):
 
 
 def test_bccf_balance_term_balances(split):
-    loose = hb.BCCF(code_bits=BITS, balance=0.0, num_iters=60).fit(split.train_full)
-    tight = hb.BCCF(code_bits=BITS, balance=10.0, num_iters=60).fit(split.train_full)
+    loose = hb.BCCF(code_bits=BITS, balance=0.0, mf_iters=60).fit(split.train_full)
+    tight = hb.BCCF(code_bits=BITS, balance=10.0, mf_iters=60).fit(split.train_full)
     assert abs(tight.user_emb_.mean(0)).sum() < abs(loose.user_emb_.mean(0)).sum()
     assert hb.code_balance(tight.codes()[1]) < hb.code_balance(loose.codes()[1])
 
 
 def test_pph_cfn_equalises_norms(split):
-    loose = hb.PPH(code_bits=BITS, cfn=0.0, num_iters=60).fit(split.train_full)
-    tight = hb.PPH(code_bits=BITS, cfn=16.0, num_iters=60).fit(split.train_full)
+    loose = hb.PPH(code_bits=BITS, cfn=0.0, mf_iters=60).fit(split.train_full)
+    tight = hb.PPH(code_bits=BITS, cfn=16.0, mf_iters=60).fit(split.train_full)
     spread = lambda m: np.linalg.norm(m.item_emb_, axis=1).std() / np.linalg.norm(m.item_emb_, axis=1).mean()
     assert spread(tight) < spread(loose)
 
@@ -163,3 +163,31 @@ def test_dcf_compiled_and_numpy_sweeps_agree(split, mf, monkeypatch):
     assert np.array_equal(fast.codes()[0], slow.codes()[0])
     assert np.array_equal(fast.codes()[1], slow.codes()[1])
     assert np.allclose(fast.history_["objective"], slow.history_["objective"])
+
+
+def test_fit_hash_baseline_tunes_free_parameters_only(split):
+    model, table = hb.fit_hash_baseline(
+        "bccf", split, {"code_bits": 8, "mf_iters": 20, "num_iters": 5, "itq_iters": 5}, tune=True
+    )
+    assert list(table.columns) == ["balance", "ndcg@100"] and len(table) == 5
+    assert model.params["code_bits"] == 8
+    fixed, none = hb.fit_hash_baseline("bccf", split, {"code_bits": 8, "balance": 0.03, "mf_iters": 20})
+    assert none is None and fixed.balance == 0.03
+    with pytest.raises(ValueError, match="unknown"):
+        hb.fit_hash_baseline("lsh", split)
+
+
+def test_cli_fit_writes_packed_codes(tmp_path, split):
+    from bincf_lite.cli import main
+    from bincf_lite.runs import load_run
+
+    path = tmp_path / "train.tsv"
+    rows, cols = split.train_full.nonzero()
+    path.write_text("".join(f"u{u}\ti{i}\n" for u, i in zip(rows, cols)))
+    out = tmp_path / "run"
+    argv = ["fit", "--model", "dcf", "--interactions", str(path), "--out", str(out), "--quiet"]
+    assert main([*argv, "--param", "code_bits=16", "--param", "mf_iters=20"]) == 0
+    run = load_run(out)
+    assert run.config["code_bits"] == 16 and run.is_binary
+    assert run.arrays["user_codes"].shape == (split.num_users, 2)
+    assert run.arrays["item_codes"].dtype == np.uint8
