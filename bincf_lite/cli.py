@@ -80,6 +80,18 @@ def _fit_baseline(model: str, split: Split, params: dict, tune: bool, progress: 
 FITTERS: dict[str, Callable[..., FitResult]] = {name: _fit_baseline for name in BASELINES}
 
 
+def _fit_hash_baseline(model: str, split: Split, params: dict, tune: bool, progress: bool) -> FitResult:
+    from .hash_baselines import fit_hash_baseline
+
+    fitted, validation = fit_hash_baseline(model, split, params, tune, progress)
+    users, items = fitted.codes()
+    arrays = {"user_codes": np.packbits(users > 0, axis=1), "item_codes": np.packbits(items > 0, axis=1)}
+    return FitResult(arrays, fitted.params, validation=validation)
+
+
+FITTERS.update({name: _fit_hash_baseline for name in ("sign-mf", "bccf", "pph", "dcf")})
+
+
 def _data_dirs(args) -> list:
     return [getattr(args, "data_dir", None), os.environ.get("BINCF_DATA_DIR")]
 
