@@ -47,7 +47,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .data import Split
-from .metrics import evaluate_scores
+from .metrics import evaluate_topk, tie_priority
 
 __all__ = [
     "ImplicitTarget",
@@ -63,6 +63,7 @@ __all__ = [
     "HASH_BASELINES",
     "tune_grid",
     "fit_hash_baseline",
+    "evaluate_codes",
 ]
 
 
@@ -639,6 +640,33 @@ def _bit_sweep_kernel():
 # --------------------------------------------------------------------------------------------
 # Validation grids
 
+
+def evaluate_codes(
+    user_codes: np.ndarray,
+    item_codes: np.ndarray,
+    exclude: sp.csr_matrix,
+    test: sp.csr_matrix,
+    ks: Sequence[int] = (10, 20, 50, 100),
+) -> pd.DataFrame:
+    """Metrics of ±1 codes ranked by Hamming distance with the popcount engine.
+
+    :func:`bincf_lite.hashing.hamming_topk` (exact, the tie rule of
+    :func:`bincf_lite.metrics.tie_priority`, ``exclude`` never recommended), then
+    :func:`bincf_lite.metrics.evaluate_topk`: the same numbers as
+    :func:`bincf_lite.metrics.evaluate_scores` on :math:`b_u^\\top d_i`, without scoring every
+    item in floating point.
+    """
+    from .hashing import hamming_topk, pack_codes
+
+    user_codes, item_codes = np.asarray(user_codes), np.asarray(item_codes)
+    test = sp.csr_matrix(test)
+    ks = sorted({int(k) for k in ks})
+    top, _ = hamming_topk(
+        pack_codes(user_codes), pack_codes(item_codes), ks[-1], exclude=sp.csr_matrix(exclude),
+        priority=tie_priority(item_codes.shape[0]), code_bits=item_codes.shape[1],
+    )
+    return evaluate_topk(top, test, ks)
+
 #: The paper's grids (§5.1) and what each class calls the parameter.
 HASH_BASELINES: dict[str, tuple[type, dict[str, tuple]]] = {
     "sign-mf": (SignMF, {}),
@@ -665,7 +693,8 @@ def tune_grid(
     The multi-parameter form of :func:`bincf_lite.baselines.tune_on_validation`: ``grid`` is a
     mapping ``{name: values}`` (its Cartesian product is searched) or an explicit list of
     parameter dicts. Each candidate is ``make_model(**params).fit(split.train, **fit_kwargs)``
-    and is scored on ``split.valid`` with the training items masked; the best is refitted on
+    and its codes are ranked on ``split.valid`` by :func:`evaluate_codes` (training items
+    masked); the best is refitted on
     ``split.train_full`` (when ``refit``). ``prepare(train)`` computes ``fit_kwargs`` shared by
     every candidate once per training matrix (e.g. the weighted MF that initialises DCF).
     The test set is never touched. Returns the chosen model and one row per candidate.
@@ -685,7 +714,7 @@ def tune_grid(
     rows = []
     for params in tqdm(candidates, desc="validation grid", disable=not progress):
         model = make_model(**params).fit(split.train, **shared)
-        res = evaluate_scores(model.score, split.train, split.valid, ks=[k])
+        res = evaluate_codes(*model.codes(), split.train, split.valid, ks=[k])
         value = float(res[(res["metric"] == name) & (res["k"] == k)]["value"].iloc[0])
         rows.append({**params, column: value})
     table = pd.DataFrame(rows)

@@ -22,7 +22,7 @@ def mf(split):
 
 
 def _ndcg(model, split):
-    res = bl.evaluate_scores(model.score, split.train_full, split.test, [20])
+    res = hb.evaluate_codes(*model.codes(), split.train_full, split.test, [20])
     return float(res[res.metric == "ndcg"]["value"].iloc[0])
 
 
@@ -191,3 +191,11 @@ def test_cli_fit_writes_packed_codes(tmp_path, split):
     assert run.config["code_bits"] == 16 and run.is_binary
     assert run.arrays["user_codes"].shape == (split.num_users, 2)
     assert run.arrays["item_codes"].dtype == np.uint8
+
+
+def test_evaluate_codes_equals_float_evaluation_of_inner_products(fitted, split):
+    model = fitted["pph"]
+    ks = [5, 20]
+    fast = hb.evaluate_codes(*model.codes(), split.train_full, split.test, ks)
+    slow = bl.evaluate_scores(model.score, split.train_full, split.test, ks)
+    assert np.allclose(fast["value"], slow["value"])
