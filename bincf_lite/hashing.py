@@ -446,6 +446,7 @@ def _topk_kernel(user_words, items_t, order, k, max_dist, excl_ptr, excl_cols, o
                             else:
                                 lo = mid + 1
                         t_u = lo
+                    cnt_u = cum[t_u]  # earlier candidates above the new t no longer count
                     add_lim = np.uint16(t_u + 1)
                 else:
                     add_lim = np.uint16(t_u)
