@@ -146,7 +146,9 @@ class GCNCFConfig(BPRConfig):
     ``activation`` is ρ (the paper follows SpectralCF's sigmoid); ``cross`` turns eq. (9)–(10)
     on or off; ``batchnorm`` the batch norms before eq. (8) and (11); ``laplacian`` picks
     Def. 2 (``"sym"``) or SpectralCF's code (``"rw"``); ``transform=False`` fixes
-    :math:`\Theta^{(0)} = \Theta^{(1)} = I` (no feature transformation, as LightGCN argues).
+    :math:`\Theta^{(0)} = \Theta^{(1)} = I` (no feature transformation, as LightGCN argues);
+    ``combine="mean"`` replaces the concatenation of eq. (12)–(13) by the mean
+    :math:`(X^{(0)} + X^{(1)} + X^{(4)})/3` of width ``embed_dim`` (LightGCN's layer combination).
     """
 
     activation: str = "sigmoid"
@@ -154,6 +156,7 @@ class GCNCFConfig(BPRConfig):
     batchnorm: bool = True
     laplacian: str = "sym"
     transform: bool = True
+    combine: str = "concat"
     lr: float = 1e-3
     l2: float = 1e-3
     batch_size: int = 8192
@@ -162,6 +165,7 @@ class GCNCFConfig(BPRConfig):
         super().__post_init__()
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("laplacian", self.laplacian, LAPLACIANS)
+        _check_choice("combine", self.combine, ("concat", "mean"))
 
 
 def _check_choice(name, value, choices):
@@ -321,7 +325,7 @@ class GCNCF(_BPRModel):
 
     @property
     def out_dim(self) -> int:
-        return 3 * self.config.embed_dim
+        return (3 if self.config.combine == "concat" else 1) * self.config.embed_dim
 
     def layers(self) -> list[torch.Tensor]:
         """All node tables :math:`X^{(0)}, \\dots, X^{(4)}` (for inspection in chapter 06)."""
@@ -337,6 +341,8 @@ class GCNCF(_BPRModel):
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         x0, x1, _, _, x4 = self.layers()
+        if self.config.combine == "mean":
+            return self._split((x0 + x1 + x4) / 3)
         return self._split(torch.cat([x0, x1, x4], dim=1))  # eq. (12)-(13)
 
 

@@ -159,3 +159,11 @@ def test_gcncf_without_transform_is_plain_smoothing(train):
     p = torch.from_numpy(graph.propagation_matrix(train).toarray()).float()
     torch.testing.assert_close(x1, p @ x0)
     torch.testing.assert_close(x4, p @ p @ x0)
+
+
+def test_gcncf_mean_combination(train):
+    model = GCNCF(train, GCNCFConfig(embed_dim=4, combine="mean"))
+    x0, x1, _, _, x4 = model.layers()
+    u, v = model()
+    assert model.out_dim == 4
+    torch.testing.assert_close(torch.cat([u, v]), (x0 + x1 + x4) / 3)
