@@ -18,7 +18,7 @@ def split():
 
 @pytest.fixture(scope="module")
 def mf(split):
-    return hb.weighted_mf(split.train_full, BITS, num_iters=60)
+    return hb.weighted_mf(split.train_full, BITS, num_iters=40)
 
 
 def _ndcg(model, split):
@@ -38,8 +38,8 @@ def fitted(split, mf):
     train = split.train_full
     return {
         "sign-mf": hb.SignMF(code_bits=BITS).fit(train, init=mf),
-        "bccf": hb.BCCF(code_bits=BITS, balance=0.05, mf_iters=60).fit(train),
-        "pph": hb.PPH(code_bits=BITS, cfn=1.0, mf_iters=60).fit(train),
+        "bccf": hb.BCCF(code_bits=BITS, balance=0.05, mf_iters=30).fit(train),
+        "pph": hb.PPH(code_bits=BITS, cfn=1.0, mf_iters=30).fit(train),
         "dcf": hb.DCF(code_bits=BITS, alpha=1e-2, beta=1e-2, num_sweeps=4).fit(train, init=mf),
     }
 
@@ -91,15 +91,15 @@ def test_dcf_balance_term_balances(split, mf):
 
 
 def test_bccf_balance_term_balances(split):
-    loose = hb.BCCF(code_bits=BITS, balance=0.0, mf_iters=60).fit(split.train_full)
-    tight = hb.BCCF(code_bits=BITS, balance=10.0, mf_iters=60).fit(split.train_full)
+    loose = hb.BCCF(code_bits=BITS, balance=0.0, mf_iters=30).fit(split.train_full)
+    tight = hb.BCCF(code_bits=BITS, balance=10.0, mf_iters=30).fit(split.train_full)
     assert abs(tight.user_emb_.mean(0)).sum() < abs(loose.user_emb_.mean(0)).sum()
     assert hb.code_balance(tight.codes()[1]) < hb.code_balance(loose.codes()[1])
 
 
 def test_pph_cfn_equalises_norms(split):
-    loose = hb.PPH(code_bits=BITS, cfn=0.0, mf_iters=60).fit(split.train_full)
-    tight = hb.PPH(code_bits=BITS, cfn=16.0, mf_iters=60).fit(split.train_full)
+    loose = hb.PPH(code_bits=BITS, cfn=0.0, mf_iters=30).fit(split.train_full)
+    tight = hb.PPH(code_bits=BITS, cfn=16.0, mf_iters=30).fit(split.train_full)
     spread = lambda m: np.linalg.norm(m.item_emb_, axis=1).std() / np.linalg.norm(m.item_emb_, axis=1).mean()
     assert spread(tight) < spread(loose)
 
