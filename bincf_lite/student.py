@@ -1,0 +1,491 @@
+"""The binary student: BinCF and DGCN-BinCF trained by eq. (18) (chapter 11).
+
+The student keeps one free matrix per side, :math:`P \\in \\mathbb R^{M \\times d}` and
+:math:`Q \\in \\mathbb R^{N \\times d}`, reads relaxed codes :math:`x = \\tanh(p)` from them and is
+trained, following eq. (16)-(18), on
+
+.. math::
+
+    L = L_{Bin\\text{-}CF}\\bigl(c(\\tanh P), c(\\tanh Q)\\bigr)
+        + \\alpha T^2 L_{rank}
+        + \\nu\\,\\bigl(\\mathbb E\\lVert \\varepsilon_P \\rVert^2
+                 + \\mathbb E\\lVert \\varepsilon_Q \\rVert^2\\bigr)
+        + \\beta \\Bigl(\\sum_i g(\\tanh p_i) + \\sum_j g(\\tanh q_j)\\Bigr),
+
+where :math:`L_{Bin\\text{-}CF}` is BPR on the scores
+:math:`s_{ij} = \\gamma\\, c(x_i)^\\top c(x_j)`, :math:`L_{rank}` the ListNet loss of eq. (15)
+against the teacher's scores (:mod:`bincf_lite.distill`), :math:`g` the Lemma 1 penalty and
+:math:`\\mathbb E\\lVert \\varepsilon \\rVert^2` the closed-form noise of
+:mod:`bincf_lite.binarize`. :math:`c(\\cdot)` is what the loss sees (``codes_in_loss``):
+
+* ``"relaxed"`` (the default): :math:`c(x) = x`, eq. (18) as printed;
+* ``"stochastic"``: :math:`c(x) = \\tilde x`, the Bernoulli codes of eq. (17) with temperature
+  :math:`\\tau`, gradient passed straight through;
+* ``"sign"``: :math:`c(x) = \\mathrm{sign}(x)` with a straight-through gradient.
+
+(From a small random start the stochastic codes are nearly fair coin flips and BPR learns
+little from them; from the teacher's start all three train.)
+
+**DGCN-BinCF** starts :math:`P, Q` from the teacher's tables :math:`U, V` (centred per side,
+scaled to unit standard deviation, projected on their top principal directions when
+``code_bits`` is smaller than the teacher's width); **BinCF** is the same model with
+``alpha=0`` (and, for the paper's Fig. 2, ``init="random"``).
+
+Choices the paper leaves open (each a config field):
+
+* the score scale :math:`\\gamma` (``score_scale``; default :math:`1/\\sqrt d`): inner products of
+  ±1 codes range over :math:`[-d, d]`, which saturates BPR and makes the student's softmax far
+  sharper than the teacher's; rankings do not depend on :math:`\\gamma`;
+* the penalty and noise terms are averaged over the entries of the rows a batch touches, so that
+  :math:`\\beta, \\nu` do not scale with :math:`d` or the batch size;
+* ListNet uses ``list_users`` users of each batch, each with up to ``list_pos`` of its training
+  positives and ``list_neg`` uniform negatives.
+
+Evaluation always ranks with the **binary** codes :math:`\\mathrm{sign}(P), \\mathrm{sign}(Q)`
+(:func:`student_codes`), never the relaxed floats: their inner products are
+:math:`d - 2\\,\\mathrm{Hamming}`, and ties are broken by the book's rule.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from .binarize import binary_penalty, expected_noise, sign_codes, stochastic_sign
+from .data import Split, sample_negatives
+from .distill import distillation_weight, listnet_loss
+from .losses import bpr_loss
+from .metrics import evaluate_scores
+from .train import STOP_METRIC, TrainingDiverged, training_triples
+
+__all__ = [
+    "StudentConfig",
+    "BinCF",
+    "teacher_init",
+    "student_codes",
+    "code_diagnostics",
+    "sample_positive_lists",
+    "train_student",
+    "fit_student",
+    "StudentResult",
+]
+
+CODES_IN_LOSS = ("relaxed", "stochastic", "sign")
+INITS = ("teacher", "random")
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Hyperparameters and training settings of the binary student (eq. (16)-(18)).
+
+    ``alpha`` (α), ``temperature`` (T), ``tau`` (τ), ``nu`` (ν) and ``beta`` (β) are the
+    paper's; ``alpha=0`` is BinCF. ``penalty_p`` is the exponent of the Lemma 1 penalty (2 as in
+    the paper, 1 the exact penalty of chapter 08). ``init_scale`` multiplies the standardised
+    teacher tables (``init="teacher"``); ``init_std`` is the standard deviation of the random
+    start (``init="random"``), small so that every sign can still flip. ``lr`` and
+    ``batch_size`` are provisional defaults from a short run on ML-100K; the benchmark chooses
+    them on validation.
+    """
+
+    code_bits: int = 192
+    lr: float = 1e-2
+    num_epochs: int = 100
+    batch_size: int = 1024
+    eval_every: int = 5
+    patience: int = 3
+    seed: int = 0
+    alpha: float = 1.0
+    temperature: float = 1.0
+    tau: float = 0.5
+    nu: float = 0.0
+    beta: float = 0.0
+    penalty_p: float = 2.0
+    codes_in_loss: str = "relaxed"
+    init: str = "teacher"
+    init_scale: float = 1.0
+    init_std: float = 0.1
+    score_scale: float | None = None
+    list_users: int = 256
+    list_pos: int = 32
+    list_neg: int = 32
+
+    def __post_init__(self):
+        if self.code_bits <= 0 or self.batch_size <= 0 or self.num_epochs < 0:
+            raise ValueError("code_bits and batch_size must be positive, num_epochs >= 0")
+        if min(self.lr, self.temperature, self.tau, self.init_scale, self.init_std) <= 0:
+            raise ValueError("lr, temperature, tau, init_scale and init_std must be positive")
+        if min(self.alpha, self.nu, self.beta) < 0:
+            raise ValueError("alpha, nu and beta must be >= 0")
+        if self.eval_every <= 0 or self.patience <= 0:
+            raise ValueError("eval_every and patience must be positive")
+        if min(self.list_users, self.list_pos, self.list_neg) <= 0:
+            raise ValueError("list_users, list_pos and list_neg must be positive")
+        if self.codes_in_loss not in CODES_IN_LOSS:
+            raise ValueError(
+                f"codes_in_loss must be one of {CODES_IN_LOSS}, got {self.codes_in_loss!r}"
+            )
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.score_scale is not None and self.score_scale <= 0:
+            raise ValueError("score_scale must be positive (or None for 1/sqrt(code_bits))")
+
+    @property
+    def gamma(self) -> float:
+        """The score scale γ: ``score_scale`` or :math:`1/\\sqrt{d}`."""
+        return self.score_scale if self.score_scale is not None else 1.0 / math.sqrt(self.code_bits)
+
+    def to_dict(self) -> dict:
+        name = "dgcn-bincf" if self.alpha > 0 else "bincf"
+        return {"model": name, **asdict(self)}
+
+
+# --------------------------------------------------------------------------------------------
+# The model and its start
+
+
+def teacher_init(
+    user_emb: np.ndarray, item_emb: np.ndarray, code_bits: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Standardised teacher tables of width ``code_bits`` to start :math:`P, Q` from.
+
+    Each side is centred by its own column means (so that every bit of ``sign`` is balanced at
+    the start), both are scaled by the columns' pooled standard deviation, and, when
+    ``code_bits`` is smaller than the teacher's width (``3 * embed_dim`` for GCN-CF), projected
+    on the top ``code_bits`` principal directions of the stacked tables. With
+    ``code_bits`` equal to the width the start is the teacher itself, up to centring and scale,
+    so ``sign`` of it is the two-stage sign-of-teacher baseline of chapter 07.
+    """
+    u = np.asarray(user_emb, dtype=np.float64)
+    v = np.asarray(item_emb, dtype=np.float64)
+    if u.ndim != 2 or v.ndim != 2 or u.shape[1] != v.shape[1]:
+        raise ValueError("teacher tables must be 2-D with the same width")
+    width = u.shape[1]
+    if code_bits > width:
+        raise ValueError(
+            f"code_bits={code_bits} exceeds the teacher's width {width}: the student's codes start"
+            " from the teacher's tables (d = 3D for GCN-CF); use fewer bits or a wider teacher"
+        )
+    u = u - u.mean(0)
+    v = v - v.mean(0)
+    stacked = np.vstack([u, v])
+    if code_bits < width:
+        # principal directions of the stacked, centred tables (deterministic up to sign)
+        _, _, vt = np.linalg.svd(stacked, full_matrices=False)
+        basis = vt[:code_bits].T
+        basis *= np.where(basis.sum(0) >= 0, 1.0, -1.0)  # fix the sign of each direction
+        u, v, stacked = u @ basis, v @ basis, stacked @ basis
+    std = stacked.std(0)
+    std[std == 0] = 1.0
+    return (u / std).astype(np.float32), (v / std).astype(np.float32)
+
+
+class BinCF(nn.Module):
+    """:math:`P, Q` with relaxed codes :math:`\\tanh(P), \\tanh(Q)` (eq. (17)-(18); chapter 11).
+
+    ``forward()`` returns the relaxed tables; :func:`student_codes` the binary ones.
+    """
+
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        config: StudentConfig,
+        user_init: np.ndarray | None = None,
+        item_init: np.ndarray | None = None,
+    ):
+        super().__init__()
+        self.config = config
+        d = config.code_bits
+        if config.init == "teacher":
+            if user_init is None or item_init is None:
+                raise ValueError("init='teacher' needs the teacher's tables (see teacher_init)")
+            if user_init.shape != (num_users, d) or item_init.shape != (num_items, d):
+                raise ValueError(
+                    f"teacher start must be ({num_users}, {d}) and ({num_items}, {d}), got"
+                    f" {user_init.shape} and {item_init.shape}"
+                )
+            p0 = torch.as_tensor(user_init, dtype=torch.float32) * config.init_scale
+            q0 = torch.as_tensor(item_init, dtype=torch.float32) * config.init_scale
+        else:
+            gen = torch.Generator().manual_seed(config.seed)
+            p0 = torch.randn(num_users, d, generator=gen) * config.init_std
+            q0 = torch.randn(num_items, d, generator=gen) * config.init_std
+        self.P = nn.Parameter(p0.clone())
+        self.Q = nn.Parameter(q0.clone())
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.tanh(self.P), torch.tanh(self.Q)
+
+
+@torch.no_grad()
+def student_codes(model: BinCF) -> tuple[np.ndarray, np.ndarray]:
+    """The binary codes ``(sign(P), sign(Q))`` as ``int8`` ±1 arrays (``0 -> +1``)."""
+    return sign_codes(model.P.detach().cpu().numpy()), sign_codes(model.Q.detach().cpu().numpy())
+
+
+def code_diagnostics(model: BinCF) -> dict:
+    """Share of saturated entries, bit balance and bit correlation of the student's codes.
+
+    ``saturated``: share of :math:`|\\tanh(p)| > 0.99` over both tables; ``bit_balance``: mean over
+    bits of :math:`|\\text{mean of the bit over items}|` (0 is balanced, 1 a constant bit);
+    ``bit_correlation``: mean absolute correlation between distinct bits of the item codes.
+    """
+    with torch.no_grad():
+        xu, xv = model()
+        hits = (xu.abs() > 0.99).sum() + (xv.abs() > 0.99).sum()
+        saturated = float(hits / (xu.numel() + xv.numel()))
+    _, item_codes = student_codes(model)
+    b = item_codes.astype(np.float64)
+    balance = float(np.abs(b.mean(0)).mean())
+    centred = b - b.mean(0)
+    norms = np.sqrt((centred**2).sum(0))
+    ok = norms > 0
+    corr = (centred[:, ok].T @ centred[:, ok]) / np.outer(norms[ok], norms[ok])
+    off = corr[~np.eye(len(corr), dtype=bool)]
+    return {
+        "saturated": saturated,
+        "bit_balance": balance,
+        "bit_correlation": float(np.abs(off).mean()) if off.size else 0.0,
+    }
+
+
+def _evaluate_codes(model: BinCF, exclude: sp.spmatrix, test: sp.spmatrix, ks=(20, 100)):
+    user_codes, item_codes = student_codes(model)
+    u = user_codes.astype(np.float32)
+    vt = np.ascontiguousarray(item_codes.astype(np.float32).T)
+    return evaluate_scores(lambda users: u[users] @ vt, exclude, test, ks)
+
+
+def _metric(df: pd.DataFrame, metric: str, k: int) -> float:
+    row = df[(df["metric"] == metric) & (df["k"] == k)]
+    return float(row["value"].iloc[0])
+
+
+# --------------------------------------------------------------------------------------------
+# Lists for ListNet
+
+
+def sample_positive_lists(
+    train: sp.csr_matrix, users: np.ndarray, length: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``length`` distinct training positives per user, padded: ``(items, mask)``.
+
+    Vectorised: each user's positives get uniform random keys and the ``length`` smallest are
+    kept, so every subset of that size is equally likely. Padding holds item 0.
+    """
+    indptr = train.indptr
+    counts = np.diff(indptr)[users]
+    width = int(min(length, counts.max(initial=0)))
+    items = np.zeros((len(users), width), dtype=np.int64)
+    mask = np.zeros((len(users), width), dtype=bool)
+    if width == 0:
+        return items, mask
+    longest = int(counts.max())
+    offsets = np.arange(longest)
+    valid = offsets[None, :] < counts[:, None]
+    positions = np.where(valid, indptr[users][:, None] + offsets[None, :], 0)
+    keys = np.where(valid, rng.random(valid.shape), np.inf)
+    order = np.argsort(keys, axis=1)[:, :width]
+    chosen = np.take_along_axis(positions, order, axis=1)
+    mask = np.take_along_axis(valid, order, axis=1)
+    items = np.where(mask, train.indices[chosen], 0).astype(np.int64)
+    return items, mask
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+
+
+def _codes_for_loss(x: torch.Tensor, cfg: StudentConfig, gen: torch.Generator) -> torch.Tensor:
+    if cfg.codes_in_loss == "relaxed":
+        return x
+    if cfg.codes_in_loss == "stochastic":
+        return stochastic_sign(x, cfg.tau, gen)
+    hard = torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+    return hard + (x - x.detach())
+
+
+def train_student(
+    model: BinCF,
+    train: sp.spmatrix,
+    valid: sp.spmatrix | None = None,
+    teacher: tuple[np.ndarray, np.ndarray] | None = None,
+    num_epochs: int | None = None,
+    progress: bool = False,
+    max_loss_ratio: float = 10.0,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> tuple[pd.DataFrame, int]:
+    """Train the student by eq. (18) with Adam; early stopping on ``valid`` (NDCG@100 of codes).
+
+    ``teacher`` is the pair of float tables ``(U, V)`` whose inner products are the teacher's
+    scores; it is required when ``alpha > 0``. Each epoch draws one fresh negative per training
+    pair (Algorithm 1, line 10). Every ``eval_every`` epochs the **binary** codes are evaluated
+    on ``valid`` and the code diagnostics recorded; the best codes by validation NDCG@100 are
+    restored at the end. Epoch 0 of the history is the start (for ``init="teacher"`` at full
+    width: the sign-of-teacher baseline). Returns ``(history, best_epoch)``.
+    """
+    from tqdm.auto import tqdm
+
+    cfg = model.config
+    if cfg.alpha > 0 and teacher is None:
+        raise ValueError("alpha > 0 needs the teacher's tables (U, V); alpha=0 is BinCF")
+    num_epochs = cfg.num_epochs if num_epochs is None else int(num_epochs)
+    train = sp.csr_matrix(train)
+    train.sort_indices()
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    gamma = cfg.gamma
+    weight = distillation_weight(cfg.alpha, cfg.temperature) if cfg.alpha > 0 else 0.0
+    if teacher is not None:
+        t_users = torch.as_tensor(np.asarray(teacher[0]), dtype=torch.float32)
+        t_items = torch.as_tensor(np.asarray(teacher[1]), dtype=torch.float32)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rows, best_state, best_score, best_epoch, bad, first_loss = [], None, -math.inf, 0, 0, None
+
+    def evaluate(row):
+        row.update(code_diagnostics(model))
+        if valid is None:
+            return None
+        df = _evaluate_codes(model, train, valid)
+        for metric in ("recall", "map", "ndcg"):
+            row[f"valid_{metric}@100"] = _metric(df, metric, 100)
+        return _metric(df, *STOP_METRIC)
+
+    start_row = {"epoch": 0}
+    score = evaluate(start_row)
+    if score is not None:
+        best_score, best_state = score, copy.deepcopy(model.state_dict())
+    rows.append(start_row)
+
+    model.train()
+    bar = tqdm(range(1, num_epochs + 1), desc=type(model).__name__, disable=not progress)
+    for epoch in bar:
+        start = time.perf_counter()
+        users, pos, neg = (torch.from_numpy(a) for a in training_triples(train, rng))
+        sums = dict.fromkeys(("loss", "bpr", "rank", "noise", "penalty"), 0.0)
+        for b0 in range(0, len(users), cfg.batch_size):
+            u, i, j = (a[b0 : b0 + cfg.batch_size] for a in (users, pos, neg))
+            xu, xi, xj = torch.tanh(model.P[u]), torch.tanh(model.Q[i]), torch.tanh(model.Q[j])
+            cu, ci, cj = (_codes_for_loss(x, cfg, gen) for x in (xu, xi, xj))
+            bpr = bpr_loss(gamma * (cu * ci).sum(1), gamma * (cu * cj).sum(1))
+            touched = torch.cat([xu, xi, xj])
+            noise = expected_noise(touched, cfg.tau, reduction="mean")
+            penalty = binary_penalty(touched, p=cfg.penalty_p, reduction="mean")
+            loss = bpr + cfg.nu * noise + cfg.beta * penalty
+            rank = torch.zeros(())
+            if weight > 0:
+                batch_users = np.unique(u.numpy())
+                if len(batch_users) > cfg.list_users:
+                    batch_users = rng.choice(batch_users, cfg.list_users, replace=False)
+                pos_items, pos_mask = sample_positive_lists(train, batch_users, cfg.list_pos, rng)
+                neg_items = sample_negatives(train, batch_users, rng, cfg.list_neg).reshape(
+                    len(batch_users), cfg.list_neg
+                )
+                lu = torch.from_numpy(batch_users)
+                su = _codes_for_loss(torch.tanh(model.P[lu]), cfg, gen)[:, None, :]
+                tu = t_users[lu][:, None, :]
+                scores = []
+                for items in (torch.from_numpy(pos_items), torch.from_numpy(neg_items)):
+                    ci_list = _codes_for_loss(torch.tanh(model.Q[items]), cfg, gen)
+                    scores += [gamma * (su * ci_list).sum(-1), (tu * t_items[items]).sum(-1)]
+                # KL, not the cross entropy: the same gradient, and 0 at agreement in the history
+                rank = listnet_loss(
+                    *scores, pos_mask=torch.from_numpy(pos_mask), temperature=cfg.temperature,
+                    kl=True,
+                )
+                loss = loss + weight * rank
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"{type(model).__name__}: the loss became {loss.item()} at epoch {epoch};"
+                    f" lower the learning rate (lr={cfg.lr})"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            n = len(u)
+            terms = {"loss": loss, "bpr": bpr, "rank": rank, "noise": noise, "penalty": penalty}
+            for key, value in terms.items():
+                sums[key] += value.item() * n
+        row = {"epoch": epoch, **{k: v / len(users) for k, v in sums.items()}}
+        row["seconds"] = time.perf_counter() - start
+        if first_loss is None:
+            first_loss = row["loss"]
+        elif row["loss"] > max_loss_ratio * max(first_loss, 1e-12):
+            raise TrainingDiverged(
+                f"{type(model).__name__}: the epoch loss grew from {first_loss:.4f} to"
+                f" {row['loss']:.4f} at epoch {epoch}; lower the learning rate (lr={cfg.lr})"
+            )
+        stop = False
+        if epoch % cfg.eval_every == 0 or epoch == num_epochs:
+            score = evaluate(row)
+            if score is not None:
+                if score > best_score:
+                    best_score, best_epoch, bad = score, epoch, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    bad += 1
+                    stop = bad >= cfg.patience
+                bar.set_postfix(loss=f"{row['loss']:.4f}", ndcg=f"{score:.4f}")
+        rows.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        if stop:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        best_epoch = rows[-1]["epoch"]
+    model.eval()
+    return pd.DataFrame(rows), best_epoch
+
+
+@dataclass
+class StudentResult:
+    """What :func:`fit_student` returns: the model, its ±1 ``int8`` codes and the history."""
+
+    model: BinCF
+    config: StudentConfig
+    user_codes: np.ndarray
+    item_codes: np.ndarray
+    history: pd.DataFrame
+    best_epoch: int
+    valid: pd.DataFrame | None
+
+
+def fit_student(
+    split: Split,
+    teacher: tuple[np.ndarray, np.ndarray] | None = None,
+    config: StudentConfig | None = None,
+    progress: bool = False,
+    **overrides,
+) -> StudentResult:
+    """Fit BinCF (``alpha=0``) or DGCN-BinCF on ``split.train``, early-stopped on ``split.valid``.
+
+    ``teacher`` is the teacher's ``(U, V)`` (e.g. ``FitResult.user_emb, .item_emb`` of
+    :func:`bincf_lite.train.fit_float_model`), trained on the same ``split.train``; it gives
+    both the start (``init="teacher"``) and the ListNet targets. Test the codes with
+    ``hamming_topk`` or ``evaluate_scores`` on ``user_codes @ item_codes.T`` against
+    ``split.test``, excluding ``split.train_full``.
+    """
+    config = StudentConfig() if config is None else config
+    if overrides:
+        config = replace(config, **overrides)
+    user_init = item_init = None
+    if config.init == "teacher":
+        if teacher is None:
+            raise ValueError("init='teacher' needs the teacher's tables; or pass init='random'")
+        user_init, item_init = teacher_init(teacher[0], teacher[1], config.code_bits)
+    model = BinCF(split.num_users, split.num_items, config, user_init, item_init)
+    history, best_epoch = train_student(model, split.train, split.valid, teacher, progress=progress)
+    valid = _evaluate_codes(model, split.train, split.valid)
+    user_codes, item_codes = student_codes(model)
+    return StudentResult(model, config, user_codes, item_codes, history, best_epoch, valid)

@@ -1,0 +1,133 @@
+"""Tests of bincf_lite.student: BinCF / DGCN-BinCF trained by eq. (18) (chapter 11)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+import bincf_lite as bl
+from bincf_lite import student
+
+
+@pytest.fixture(scope="module")
+def split():
+    data = bl.synthetic_interactions(num_users=200, num_items=150, interactions_per_user=25, seed=1)
+    return bl.split_interactions(data, seed=0)
+
+
+@pytest.fixture(scope="module")
+def teacher(split):
+    """A cheap float teacher: the rank-16 SVD of the training matrix."""
+    u, s, vt = np.linalg.svd(split.train.toarray(), full_matrices=False)
+    root = np.sqrt(s[:16])
+    return (u[:, :16] * root).astype(np.float32), (vt[:16].T * root).astype(np.float32)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError):
+        student.StudentConfig(codes_in_loss="soft")
+    with pytest.raises(ValueError):
+        student.StudentConfig(init="zeros")
+    with pytest.raises(ValueError):
+        student.StudentConfig(temperature=0)
+    with pytest.raises(ValueError):
+        student.StudentConfig(alpha=-1)
+    cfg = student.StudentConfig(code_bits=64)
+    assert cfg.gamma == pytest.approx(1 / 8)
+    assert cfg.to_dict()["model"] == "dgcn-bincf"
+    assert student.StudentConfig(alpha=0).to_dict()["model"] == "bincf"
+
+
+def test_teacher_init(teacher):
+    u, v = teacher
+    p, q = student.teacher_init(u, v, 16)
+    assert p.shape == u.shape and q.shape == v.shape and p.dtype == np.float32
+    assert np.allclose(p.mean(0), 0, atol=1e-5) and np.allclose(q.mean(0), 0, atol=1e-5)
+    assert np.allclose(np.vstack([p, q]).std(0), 1, atol=1e-4)
+    # full width: the start is the centred teacher up to a positive scale per column
+    assert np.array_equal(np.sign(p), np.sign(u - u.mean(0)))
+    p8, q8 = student.teacher_init(u, v, 8)
+    assert p8.shape == (len(u), 8) and q8.shape == (len(v), 8)
+    with pytest.raises(ValueError, match="exceeds the teacher's width"):
+        student.teacher_init(u, v, 32)
+
+
+def test_model_codes_and_diagnostics(split, teacher):
+    cfg = student.StudentConfig(code_bits=16)
+    p, q = student.teacher_init(*teacher, 16)
+    model = student.BinCF(split.num_users, split.num_items, cfg, p, q)
+    xu, xv = model()
+    assert xu.shape == (split.num_users, 16) and (xu.abs() < 1).all()
+    user_codes, item_codes = student.student_codes(model)
+    assert user_codes.dtype == np.int8 and set(np.unique(user_codes)) <= {-1, 1}
+    assert np.array_equal(user_codes, np.where(p >= 0, 1, -1))
+    diag = student.code_diagnostics(model)
+    assert 0 <= diag["saturated"] <= 1 and 0 <= diag["bit_balance"] <= 1
+    assert 0 <= diag["bit_correlation"] <= 1
+    with pytest.raises(ValueError):
+        student.BinCF(split.num_users, split.num_items, cfg)  # init="teacher" needs tables
+
+
+def test_sample_positive_lists():
+    train = sp.csr_matrix(
+        np.array([[1, 1, 0, 1, 1, 1], [0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0]], dtype=float)
+    )
+    rng = np.random.default_rng(0)
+    items, mask = student.sample_positive_lists(train, np.array([0, 1, 2, 0]), 3, rng)
+    assert items.shape == (4, 3) and mask.sum(1).tolist() == [3, 0, 1, 3]
+    for row, user in enumerate([0, 1, 2, 0]):
+        chosen = items[row][mask[row]]
+        assert len(set(chosen)) == len(chosen)
+        assert set(chosen) <= set(train[user].indices)
+    seen = set()
+    for _ in range(50):  # every positive of user 0 gets drawn
+        items, mask = student.sample_positive_lists(train, np.array([0]), 2, rng)
+        seen |= set(items[0][mask[0]].tolist())
+    assert seen == {0, 1, 3, 4, 5}
+
+
+def _fit(split, teacher, **kw):
+    base = dict(code_bits=16, num_epochs=8, eval_every=2, patience=10, batch_size=512,
+                list_users=64, list_pos=8, list_neg=8, lr=1e-2)
+    base.update(kw)
+    return student.fit_student(split, teacher, **base)
+
+
+def test_bincf_from_random_start_learns(split):
+    res = _fit(split, None, alpha=0.0, init="random", num_epochs=6, eval_every=3, lr=5e-2)
+    h = res.history
+    assert h["epoch"].iloc[0] == 0 and (h["rank"].iloc[1:] == 0).all()
+    start = h["valid_ndcg@100"].iloc[0]
+    assert h["valid_ndcg@100"].max() > start + 0.05, h["valid_ndcg@100"].tolist()
+    assert res.user_codes.shape == (split.num_users, 16)
+    # the reported validation numbers are those of the restored binary codes
+    assert res.valid.query("metric == 'ndcg' and k == 100")["value"].item() == pytest.approx(
+        h["valid_ndcg@100"].max()
+    )
+
+
+@pytest.mark.parametrize("codes_in_loss", ["stochastic", "relaxed", "sign"])
+def test_dgcn_bincf_trains_with_every_code_choice(split, teacher, codes_in_loss):
+    res = _fit(
+        split, teacher, alpha=1.0, nu=0.1, beta=0.1, codes_in_loss=codes_in_loss, num_epochs=2
+    )
+    h = res.history
+    assert np.isfinite(h[["loss", "bpr", "rank", "noise", "penalty"]].iloc[1:].to_numpy()).all()
+    assert (h["rank"].iloc[1:] > 0).all()
+    assert {"saturated", "bit_balance", "bit_correlation"} <= set(h.columns)
+    assert h["valid_ndcg@100"].max() > 0.2  # well above chance on the planted clusters
+
+
+def test_training_is_deterministic_and_needs_a_teacher_for_alpha(split, teacher):
+    a = _fit(split, teacher, alpha=1.0, codes_in_loss="stochastic", num_epochs=1)
+    b = _fit(split, teacher, alpha=1.0, codes_in_loss="stochastic", num_epochs=1)
+    assert np.array_equal(a.history["loss"].iloc[1:], b.history["loss"].iloc[1:])
+    assert np.array_equal(a.item_codes, b.item_codes)
+    cfg = student.StudentConfig(code_bits=16, alpha=1.0, init="random")
+    model = student.BinCF(split.num_users, split.num_items, cfg)
+    with pytest.raises(ValueError, match="teacher"):
+        student.train_student(model, split.train, split.valid)
+    with pytest.raises(ValueError, match="teacher"):
+        _fit(split, None, alpha=0.0)  # init="teacher" without tables
