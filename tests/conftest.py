@@ -37,3 +37,15 @@ def ml100k(data_dir):
 @pytest.fixture(scope="session")
 def toy():
     return bl.synthetic_interactions(num_users=200, num_items=120, num_clusters=4, seed=1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Unit tests run two to a 2-core machine (pytest -n 2): one torch thread each avoids
+    oversubscription, which slowed small torch operations tenfold."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
