@@ -17,6 +17,11 @@ GCN-CF arm are written as a run directory (``user_emb.npy``, ``item_emb.npy`` fl
 Run from the repository root::
 
     BINCF_DATA_DIR=../shared/datasets python benchmarks/teacher.py [--threads 2] [--run-dir runs/teacher-gcn-cf-ml1m-s0]
+    BINCF_DATA_DIR=../shared/datasets python benchmarks/teacher.py --threads 2 --time-epochs 5
+
+Arms may run in parallel processes with ``--arms LABEL... --results other.json`` and be merged
+with ``--merge other.json``. Epoch times depend on the load of the machine: the JSON stores the
+1-minute load average beside them.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import torch
 
 import bincf_lite as bl
 from bincf_lite import train as tr
-from bincf_lite.models import BPRMFConfig, GCNCFConfig, LightGCNConfig, SpectralCFConfig
+from bincf_lite.models import GCNCF, BPRMFConfig, GCNCFConfig, LightGCNConfig, SpectralCFConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "teacher.json"
@@ -112,6 +117,8 @@ def main(argv=None) -> int:
     parser.add_argument("--results", default=str(RESULTS), help="JSON file to read and extend")
     parser.add_argument("--merge", nargs="*", default=[], help="JSON files whose arms are merged in first")
     parser.add_argument("--fresh", action="store_true", help="forget stored arms")
+    parser.add_argument("--time-epochs", type=int, default=0,
+                        help="only time this many epochs of the chosen GCN-CF (no validation) and store it")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -135,6 +142,21 @@ def main(argv=None) -> int:
             results["baselines"][name] = metrics_dict(df)
             save_results(results)
         print(name, {k: v for k, v in results["baselines"][name].items() if k.endswith("@100")}, flush=True)
+
+    if args.time_epochs:
+        config = GCNCFConfig(**_TEACHER)
+        model = GCNCF(split.train, config)
+        load_before = os.getloadavg()[0]
+        hist, _ = tr.train_bpr(model, split.train, None, num_epochs=args.time_epochs)
+        timing = {"threads": args.threads, "epochs": args.time_epochs, "batch_size": config.batch_size,
+                  "seconds": [round(x, 3) for x in hist["seconds"]],
+                  "median_seconds": round(statistics.median(hist["seconds"]), 3),
+                  "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                  "cpus": os.cpu_count()}
+        results.setdefault("epoch_timing", []).append(timing)
+        save_results(results)
+        print("GCN-CF epoch seconds:", timing, flush=True)
+        return 0
 
     done = {(a["model"], a["arm"]) for a in results["arms"]}
     best_gcn = max((a["valid_ndcg@100"] for a in results["arms"]
