@@ -77,6 +77,13 @@ __all__ = [
     "train_student",
     "fit_student",
     "StudentResult",
+    "DEFAULT_TEACHER",
+    "fit_default_teacher",
+    "sign_teacher_codes",
+    "packed",
+    "fit_codes",
+    "hamming_histograms",
+    "rank_agreement",
 ]
 
 CODES_IN_LOSS = ("relaxed", "stochastic", "sign")
@@ -489,3 +496,170 @@ def fit_student(
     valid = _evaluate_codes(model, split.train, split.valid)
     user_codes, item_codes = student_codes(model)
     return StudentResult(model, config, user_codes, item_codes, history, best_epoch, valid)
+
+
+# --------------------------------------------------------------------------------------------
+# The teacher, the two-stage baseline and the fitters behind ``bincf-lite fit``
+
+#: The book's teacher: GCN-CF as read from the paper (concatenated width 3 * 64 = 192) with the
+#: L2 weight chosen on validation in ``benchmarks/teacher.py`` (``benchmarks/results/
+#: teacher.json``, arm "paper lr5e-3 l2 1e-2"). LightGCN scored a higher validation NDCG there,
+#: but its tables are 64 wide and the paper's student is d = 3D = 192 bits from GCN-CF.
+DEFAULT_TEACHER = {
+    "name": "gcn-cf",
+    "lr": 5e-3,
+    "l2": 1e-2,
+    "num_epochs": 60,
+    "batch_size": 16384,
+    "eval_every": 5,
+    "patience": 2,
+}
+
+#: Student hyperparameters chosen on validation by ``benchmarks/student.py`` (ML-1M, split
+#: seed 0, 192 bits); ``bincf`` is the same with ``alpha=0``.
+STUDENT_DEFAULTS = {
+    "dgcn-bincf": {},
+    "bincf": {"alpha": 0.0},
+}
+
+
+def fit_default_teacher(split: Split, progress: bool = False, **overrides) -> tuple[np.ndarray, np.ndarray]:
+    """Train :data:`DEFAULT_TEACHER` on ``split.train`` (early-stopped on ``split.valid``).
+
+    Returns the float tables ``(U, V)``. ``overrides`` replace fields (``num_epochs=5``).
+    """
+    from .train import fit_float_model
+
+    spec = {**DEFAULT_TEACHER, **overrides}
+    name = spec.pop("name")
+    res = fit_float_model(name, split, progress=progress, **spec)
+    return res.user_emb, res.item_emb
+
+
+def sign_teacher_codes(
+    user_emb: np.ndarray, item_emb: np.ndarray, code_bits: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The two-stage baseline of chapter 07: ``sign`` of the centred teacher tables.
+
+    Each side is centred by its own column means (:func:`teacher_init`; without centring the
+    sigmoid-activated GCN-CF tables are mostly positive and most bits are constant), projected
+    on the top principal directions when ``code_bits`` is smaller than the teacher's width.
+    Returns ±1 ``int8`` codes.
+    """
+    p, q = teacher_init(user_emb, item_emb, code_bits)
+    return sign_codes(p), sign_codes(q)
+
+
+def packed(codes: np.ndarray) -> np.ndarray:
+    """±1 codes as rows of ``np.packbits`` bytes (big-endian, bit 1 = +1; DESIGN §7)."""
+    return np.packbits(np.asarray(codes) > 0, axis=1)
+
+
+def fit_codes(
+    model: str,
+    split: Split,
+    teacher: tuple[np.ndarray, np.ndarray],
+    params: dict | None = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray, dict, pd.DataFrame | None]:
+    """Codes of ``model`` (``"dgcn-bincf"``, ``"bincf"`` or ``"sign-teacher"``) from ``teacher``.
+
+    ``params`` override :class:`StudentConfig` fields (``code_bits`` included; default 192).
+    Returns ``(user_codes, item_codes, params, history)`` with ±1 ``int8`` codes; ``params``
+    are the effective hyperparameters (those of :class:`StudentConfig` for the students).
+    """
+    params = dict(params or {})
+    if model == "sign-teacher":
+        bits = int(params.pop("code_bits", StudentConfig.code_bits))
+        if params:
+            raise ValueError(f"sign-teacher takes only code_bits, got {sorted(params)}")
+        users, items = sign_teacher_codes(teacher[0], teacher[1], bits)
+        return users, items, {"code_bits": bits}, None
+    if model not in STUDENT_DEFAULTS:
+        raise ValueError(f"unknown student {model!r}; one of dgcn-bincf, bincf, sign-teacher")
+    known = set(StudentConfig.__dataclass_fields__)
+    unknown = set(params) - known
+    if unknown:
+        raise ValueError(f"unknown student parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+    config = replace(StudentConfig(), **{**STUDENT_DEFAULTS[model], **params})
+    if model == "dgcn-bincf" and config.alpha == 0:
+        raise ValueError("dgcn-bincf needs alpha > 0 (alpha=0 is bincf)")
+    res = fit_student(split, teacher, config, progress=progress)
+    effective = asdict(config)
+    effective["best_epoch"] = int(res.best_epoch)
+    return res.user_codes, res.item_codes, effective, res.history
+
+
+# --------------------------------------------------------------------------------------------
+# Diagnostics of codes (chapter 11)
+
+
+def hamming_histograms(
+    user_codes: np.ndarray,
+    item_codes: np.ndarray,
+    positives: sp.spmatrix,
+    exclude: sp.spmatrix | None = None,
+    num_users: int = 500,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hamming distances of (user, positive item) pairs and of as many (user, negative) pairs.
+
+    ``positives`` holds the pairs to measure (e.g. ``split.test``) for a random sample of
+    ``num_users`` users; each positive is matched by one uniform item the user has in neither
+    ``positives`` nor ``exclude``. Returns ``(pos_distances, neg_distances)`` (integers in
+    ``[0, d]``); well-separated histograms mean the codes rank positives first.
+    """
+    rng = np.random.default_rng(seed)
+    positives = sp.csr_matrix(positives)
+    seen = positives if exclude is None else (positives + sp.csr_matrix(exclude)).tocsr()
+    users = np.flatnonzero(np.diff(positives.indptr) > 0)
+    users = rng.choice(users, min(num_users, len(users)), replace=False)
+    sub = positives[users].tocoo()
+    pu, pi = users[sub.row], sub.col
+    neg = sample_negatives(seen, pu, rng, 1).reshape(-1)
+    u = np.asarray(user_codes, dtype=np.int32)
+    v = np.asarray(item_codes, dtype=np.int32)
+    d = u.shape[1]
+    dist = lambda a, b: (d - (u[a] * v[b]).sum(1)) // 2  # noqa: E731
+    return dist(pu, pi), dist(pu, neg)
+
+
+def rank_agreement(
+    teacher_scores: Callable[[np.ndarray], np.ndarray],
+    student_scores: Callable[[np.ndarray], np.ndarray],
+    exclude: sp.spmatrix,
+    num_users: int = 300,
+    k: int = 100,
+    seed: int = 0,
+) -> dict:
+    """How far the student's ranking agrees with the teacher's, on a sample of users.
+
+    ``*_scores(users)`` return dense score blocks. Over the items not in ``exclude``:
+    ``spearman`` is the mean over users of Spearman's correlation of the two score vectors
+    (ties take their average rank, as Hamming scores tie often); ``topk_overlap`` the mean share
+    of the teacher's top-``k`` items that are also in the student's top-``k`` (the student's
+    ties broken by the book's rule).
+    """
+    from scipy.stats import rankdata
+
+    from .metrics import tie_priority, topk_from_scores
+
+    rng = np.random.default_rng(seed)
+    exclude = sp.csr_matrix(exclude)
+    users = np.sort(rng.choice(exclude.shape[0], min(num_users, exclude.shape[0]), replace=False))
+    t = np.asarray(teacher_scores(users), dtype=np.float64)
+    s = np.asarray(student_scores(users), dtype=np.float64)
+    priority = tie_priority(t.shape[1])
+    ex = exclude[users]
+    top_t = topk_from_scores(t, k, ex, priority)
+    top_s = topk_from_scores(s, k, ex, priority)
+    overlap = np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(top_t, top_s)])
+    rhos = []
+    for row in range(len(users)):
+        keep = np.ones(t.shape[1], dtype=bool)
+        keep[ex.indices[ex.indptr[row] : ex.indptr[row + 1]]] = False
+        rt, rs = rankdata(t[row, keep]), rankdata(s[row, keep])
+        rt, rs = rt - rt.mean(), rs - rs.mean()
+        denom = math.sqrt((rt**2).sum() * (rs**2).sum())
+        rhos.append(float((rt * rs).sum() / denom) if denom > 0 else 0.0)
+    return {"spearman": float(np.mean(rhos)), "topk_overlap": float(overlap), "k": k}

@@ -131,3 +131,88 @@ def test_training_is_deterministic_and_needs_a_teacher_for_alpha(split, teacher)
         student.train_student(model, split.train, split.valid)
     with pytest.raises(ValueError, match="teacher"):
         _fit(split, None, alpha=0.0)  # init="teacher" without tables
+
+
+def test_sign_teacher_codes_and_packing(teacher):
+    u, v = teacher
+    users, items = student.sign_teacher_codes(u, v, 16)
+    assert users.dtype == np.int8 and set(np.unique(items)) <= {-1, 1}
+    assert np.array_equal(users, np.where(u - u.mean(0) >= 0, 1, -1))  # centred, full width
+    words = student.packed(users)
+    assert words.dtype == np.uint8 and words.shape == (len(u), 2)
+    back = np.unpackbits(words, axis=1, count=16).astype(np.int8) * 2 - 1
+    assert np.array_equal(back, users)  # DESIGN §7: big-endian, bit 1 = +1
+
+
+def test_fit_codes_names_and_errors(split, teacher):
+    users, items, params, hist = student.fit_codes("sign-teacher", split, teacher, {"code_bits": 8})
+    assert users.shape == (split.num_users, 8) and params == {"code_bits": 8} and hist is None
+    small = dict(code_bits=16, num_epochs=2, eval_every=1, batch_size=512, list_users=32)
+    users, items, params, hist = student.fit_codes("bincf", split, teacher, small)
+    assert params["alpha"] == 0 and params["code_bits"] == 16 and (hist["rank"].iloc[1:] == 0).all()
+    with pytest.raises(ValueError, match="unknown student parameter"):
+        student.fit_codes("dgcn-bincf", split, teacher, {"bits": 16})
+    with pytest.raises(ValueError, match="alpha > 0"):
+        student.fit_codes("dgcn-bincf", split, teacher, {**small, "alpha": 0})
+    with pytest.raises(ValueError, match="unknown student"):
+        student.fit_codes("dgcn", split, teacher, small)
+
+
+def test_hamming_histograms_by_hand():
+    user_codes = np.array([[1, 1, 1, 1], [-1, -1, 1, 1]], dtype=np.int8)
+    item_codes = np.array([[1, 1, 1, 1], [-1, -1, -1, -1], [1, 1, -1, -1]], dtype=np.int8)
+    positives = sp.csr_matrix(np.array([[1, 0, 0], [0, 0, 1]], dtype=float))
+    exclude = sp.csr_matrix(np.array([[0, 0, 1], [0, 0, 0]], dtype=float))
+    pos, neg = student.hamming_histograms(user_codes, item_codes, positives, exclude, seed=3)
+    assert sorted(pos.tolist()) == [0, 4]  # user 0 vs item 0: 0; user 1 vs item 2: 4
+    # user 0's only negative is item 1 (distance 4); user 1's are items 0, 1 (distance 2)
+    assert sorted(neg.tolist()) == [2, 4]
+
+
+def test_rank_agreement_identity_and_reversal():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(20, 30))
+    exclude = sp.csr_matrix((20, 30))
+    same = student.rank_agreement(lambda u: scores[u], lambda u: scores[u], exclude, k=5)
+    assert same["spearman"] == pytest.approx(1) and same["topk_overlap"] == pytest.approx(1)
+    flip = student.rank_agreement(lambda u: scores[u], lambda u: -scores[u], exclude, k=5)
+    assert flip["spearman"] == pytest.approx(-1) and flip["topk_overlap"] == 0
+
+
+def test_cli_fits_students_from_a_teacher_run(tmp_path, split, teacher, capsys):
+    import pandas as pd
+
+    from bincf_lite.cli import main
+
+    frames = split.frames()
+    train = tmp_path / "train.tsv"
+    pd.concat([frames["train"], frames["valid"]]).to_csv(train, sep="\t", header=False, index=False)
+    test = tmp_path / "test.tsv"
+    frames["test"].to_csv(test, sep="\t", header=False, index=False)
+    # the CLI's own split of that file: write a teacher run for it (rank-16 SVD)
+    assert main(["fit", "--model", "pop", "--interactions", str(train), "--out", str(tmp_path / "p"), "--quiet"]) == 0
+    pop = bl.runs.load_run(tmp_path / "p")
+    u, s, vt = np.linalg.svd(pop.train.toarray(), full_matrices=False)
+    t = tmp_path / "teacher"
+    t.mkdir()
+    np.save(t / "user_emb.npy", (u[:, :16] * s[:16]).astype(np.float32))
+    np.save(t / "item_emb.npy", vt[:16].T.astype(np.float32))
+    for name in ("user_ids.tsv", "item_ids.tsv"):
+        (t / name).write_text((tmp_path / "p" / name).read_text())
+    for model in ("sign-teacher", "dgcn-bincf"):
+        out = tmp_path / model
+        args = ["fit", "--model", model, "--interactions", str(train), "--teacher", str(t),
+                "--param", "code_bits=16", "--out", str(out), "--quiet"]
+        if model == "dgcn-bincf":
+            args += ["--param", "num_epochs=2", "--param", "batch_size=512", "--param", "list_users=32"]
+        assert main(args) == 0
+        run = bl.runs.load_run(out)
+        assert run.is_binary and run.config["code_bits"] == 16
+        assert run.arrays["user_codes"].shape == (split.num_users, 2)
+        assert main(["evaluate", str(out), "--test", str(test), "--k", "10"]) == 0
+    capsys.readouterr()
+    assert main(["fit", "--model", "pop", "--interactions", str(train), "--teacher", str(t), "--out", str(tmp_path / "x")]) != 0
+    assert "--teacher applies" in capsys.readouterr().err
+    (t / "item_ids.tsv").write_text("nope\n")
+    assert main(["fit", "--model", "sign-teacher", "--interactions", str(train), "--teacher", str(t), "--out", str(tmp_path / "y")]) != 0
+    assert "differs from this split's ids" in capsys.readouterr().err
