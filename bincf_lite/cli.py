@@ -92,6 +92,51 @@ def _fit_hash_baseline(model: str, split: Split, params: dict, tune: bool, progr
 FITTERS.update({name: _fit_hash_baseline for name in ("sign-mf", "bccf", "pph", "dcf")})
 
 
+#: Teachers trained inside ``fit``/``reproduce`` when no ``--teacher`` is given, one per split
+#: (keyed by the split's seed and training matrix), so that the three students of a
+#: ``reproduce`` seed share one teacher.
+_TEACHERS: dict = {}
+
+
+def _load_teacher(path: str, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """The float tables of a teacher run (``user_emb.npy``/``item_emb.npy``), checked against
+    the split's ids so that row i of both is the same user/item."""
+    run = Path(path)
+    for name in ("user_emb.npy", "item_emb.npy", "user_ids.tsv", "item_ids.tsv"):
+        if not (run / name).is_file():
+            raise FileNotFoundError(f"--teacher {path}: no {name} (a float model's run directory is needed)")
+    for name, ids in (("user_ids.tsv", split.user_ids), ("item_ids.tsv", split.item_ids)):
+        theirs = (run / name).read_text(encoding="utf-8").splitlines()
+        if theirs != [str(i) for i in ids]:
+            raise ValueError(f"--teacher {path}: {name} differs from this split's ids (another dataset or filter?)")
+    return np.load(run / "user_emb.npy"), np.load(run / "item_emb.npy")
+
+
+def _fit_student(model: str, split: Split, params: dict, tune: bool, progress: bool) -> FitResult:
+    """``dgcn-bincf``, ``bincf`` and ``sign-teacher`` (chapters 07, 11): codes from a teacher,
+    read from ``params["teacher"]`` (``--teacher RUN``) or trained inside (the book's GCN-CF)."""
+    from .student import fit_codes, fit_default_teacher, packed
+
+    params = dict(params)
+    path = params.pop("teacher", None)
+    teacher_epochs = params.pop("teacher_epochs", None)
+    if path is not None:
+        teacher = _load_teacher(path, split)
+    else:
+        key = (split.seed, split.train.shape, split.train.nnz, hash(split.train.indices.tobytes()), teacher_epochs)
+        if key not in _TEACHERS:
+            extra = {} if teacher_epochs is None else {"num_epochs": int(teacher_epochs)}
+            _TEACHERS.clear()
+            _TEACHERS[key] = fit_default_teacher(split, progress=progress, **extra)
+        teacher = _TEACHERS[key]
+    users, items, chosen, history = fit_codes(model, split, teacher, params, progress)
+    chosen["teacher"] = str(path) if path is not None else "trained inside (student.DEFAULT_TEACHER)"
+    return FitResult({"user_codes": packed(users), "item_codes": packed(items)}, chosen, history)
+
+
+FITTERS.update({name: _fit_student for name in ("sign-teacher", "bincf", "dgcn-bincf")})
+
+
 def _data_dirs(args) -> list:
     return [getattr(args, "data_dir", None), os.environ.get("BINCF_DATA_DIR")]
 
@@ -197,6 +242,10 @@ def cmd_fit(args) -> int:
     if bool(args.dataset) == bool(args.interactions):
         raise ValueError("give exactly one of --dataset NAME or --interactions FILE")
     params = {**_default_params(args.model), **_parse_params(args.param)}
+    if getattr(args, "teacher", None):
+        if FITTERS[args.model] is not _fit_student:
+            raise ValueError(f"--teacher applies to sign-teacher, bincf and dgcn-bincf, not {args.model}")
+        params["teacher"] = args.teacher
     split, info = _load_split(args)
     start = time.perf_counter()
     result = FITTERS[args.model](args.model, split, params, args.tune, not args.quiet)
@@ -377,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--valid-frac", type=float, default=0.1)
     fit.add_argument("--param", action="append", metavar="NAME=VALUE", help="override a hyperparameter")
     fit.add_argument("--tune", action="store_true", help="choose the hyperparameter on validation")
+    fit.add_argument("--teacher", metavar="RUN", help="bincf/dgcn-bincf/sign-teacher: a float run whose tables teach (default: train the book's GCN-CF inside)")
     fit.add_argument("--out", required=True)
     fit.add_argument("--quiet", action="store_true", help="no progress bars")
     data_dir(fit)
