@@ -36,7 +36,8 @@ Choices the paper leaves open (each a config field):
 * the score scale :math:`\\gamma` (``score_scale``; default :math:`1/\\sqrt d`): inner products of
   ±1 codes range over :math:`[-d, d]`, which saturates BPR and makes the student's softmax far
   sharper than the teacher's; rankings do not depend on :math:`\\gamma`;
-* the penalty and noise terms are averaged over the entries of the rows a batch touches, so that
+* the penalty and noise terms are averaged over the entries of the rows a batch touches (each
+  row once), so that
   :math:`\\beta, \\nu` do not scale with :math:`d` or the batch size;
 * ListNet uses ``list_users`` users of each batch, each with up to ``list_pos`` of its training
   positives and ``list_neg`` uniform negatives.
@@ -381,10 +382,15 @@ def train_student(
         sums = dict.fromkeys(("loss", "bpr", "rank", "noise", "penalty"), 0.0)
         for b0 in range(0, len(users), cfg.batch_size):
             u, i, j = (a[b0 : b0 + cfg.batch_size] for a in (users, pos, neg))
-            xu, xi, xj = torch.tanh(model.P[u]), torch.tanh(model.Q[i]), torch.tanh(model.Q[j])
+            # tanh of the rows the batch touches, each once (cheaper than per pair for large
+            # batches); the pairs gather from them
+            ru, inv_u = torch.unique(u, return_inverse=True)
+            ri, inv_ij = torch.unique(torch.cat([i, j]), return_inverse=True)
+            tu_rows, ti_rows = torch.tanh(model.P[ru]), torch.tanh(model.Q[ri])
+            xu, xi, xj = tu_rows[inv_u], ti_rows[inv_ij[: len(i)]], ti_rows[inv_ij[len(i) :]]
             cu, ci, cj = (_codes_for_loss(x, cfg, gen) for x in (xu, xi, xj))
             bpr = bpr_loss(gamma * (cu * ci).sum(1), gamma * (cu * cj).sum(1))
-            touched = torch.cat([xu, xi, xj])
+            touched = torch.cat([tu_rows, ti_rows])
             noise = expected_noise(touched, cfg.tau, reduction="mean")
             penalty = binary_penalty(touched, p=cfg.penalty_p, reduction="mean")
             loss = bpr + cfg.nu * noise + cfg.beta * penalty
