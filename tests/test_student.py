@@ -42,12 +42,19 @@ def test_config_validation():
 
 def test_teacher_init(teacher):
     u, v = teacher
-    p, q = student.teacher_init(u, v, 16)
+    p, q = student.teacher_init(u, v, 16, centre="per-side")
     assert p.shape == u.shape and q.shape == v.shape and p.dtype == np.float32
     assert np.allclose(p.mean(0), 0, atol=1e-5) and np.allclose(q.mean(0), 0, atol=1e-5)
     assert np.allclose(np.vstack([p, q]).std(0), 1, atol=1e-4)
     # full width: the start is the centred teacher up to a positive scale per column
     assert np.array_equal(np.sign(p), np.sign(u - u.mean(0)))
+    p, q = student.teacher_init(u, v, 16)  # pooled: one mean per column over both sides
+    assert np.allclose(np.vstack([p, q]).mean(0), 0, atol=1e-5)
+    assert np.array_equal(np.sign(q), np.sign(v - np.vstack([u, v]).mean(0)))
+    p, q = student.teacher_init(u, v, 16, centre="none")
+    assert np.array_equal(np.sign(q), np.sign(v))
+    with pytest.raises(ValueError, match="centre"):
+        student.teacher_init(u, v, 16, centre="median")
     p8, q8 = student.teacher_init(u, v, 8)
     assert p8.shape == (len(u), 8) and q8.shape == (len(v), 8)
     with pytest.raises(ValueError, match="exceeds the teacher's width"):
@@ -137,7 +144,8 @@ def test_sign_teacher_codes_and_packing(teacher):
     u, v = teacher
     users, items = student.sign_teacher_codes(u, v, 16)
     assert users.dtype == np.int8 and set(np.unique(items)) <= {-1, 1}
-    assert np.array_equal(users, np.where(u - u.mean(0) >= 0, 1, -1))  # centred, full width
+    mean = np.vstack([u, v]).mean(0)
+    assert np.array_equal(users, np.where(u - mean >= 0, 1, -1))  # pooled centring, full width
     words = student.packed(users)
     assert words.dtype == np.uint8 and words.shape == (len(u), 2)
     back = np.unpackbits(words, axis=1, count=16).astype(np.int8) * 2 - 1
