@@ -57,6 +57,10 @@ def test_teacher_init(teacher):
         student.teacher_init(u, v, 16, centre="median")
     p8, q8 = student.teacher_init(u, v, 8)
     assert p8.shape == (len(u), 8) and q8.shape == (len(v), 8)
+    mean = np.vstack([u, v]).mean(0)
+    assert np.array_equal(np.sign(q8), np.sign((v - mean)[:, :8]))  # the leading columns
+    p8, q8 = student.teacher_init(u, v, 8, reduce="pca")
+    assert np.allclose(np.vstack([p8, q8]).std(0), 1, atol=1e-4)
     with pytest.raises(ValueError, match="exceeds the teacher's width"):
         student.teacher_init(u, v, 32)
 
