@@ -133,7 +133,7 @@ def main(argv=None) -> int:
         for k, v in extra.get("baselines", {}).items():
             results["baselines"].setdefault(k, v)
     results["protocol"] = __doc__.split("\n\n")[1].replace("\n", " ")
-    results["threads"] = args.threads
+    results["threads_for_arms"] = args.threads
 
     for name, model in BASELINES.items():
         if name not in results["baselines"]:
