@@ -92,6 +92,28 @@ def _fit_hash_baseline(model: str, split: Split, params: dict, tune: bool, progr
 FITTERS.update({name: _fit_hash_baseline for name in ("sign-mf", "bccf", "pph", "dcf")})
 
 
+def _fit_float(model: str, split: Split, params: dict, tune: bool, progress: bool) -> FitResult:
+    """``spectralcf``, ``gcn-cf``, ``bpr-mf``, ``lightgcn`` (chapters 04–06): BPR training with
+    early stopping on validation; the early-stopped model is kept (no refit on train + valid),
+    as in ``benchmarks/teacher.py``, so a default ``fit`` reproduces the benchmark's table."""
+    from .train import fit_float_model
+
+    if tune:
+        raise ValueError(
+            f"--tune is not offered for {model}: its validation grid is benchmarks/teacher.py;"
+            " give chosen values with --param NAME=VALUE"
+        )
+    params = dict(params)
+    refit = bool(params.pop("refit", False))
+    res = fit_float_model(model, split, refit=refit, progress=progress, **params)
+    chosen = {**res.config.to_dict(), "best_epoch": int(res.best_epoch), "refit": refit}
+    arrays = {"user_emb": res.user_emb.astype(np.float32), "item_emb": res.item_emb.astype(np.float32)}
+    return FitResult(arrays, chosen, res.history)
+
+
+FITTERS.update({name: _fit_float for name in ("bpr-mf", "lightgcn", "spectralcf", "gcn-cf")})
+
+
 #: Teachers trained inside ``fit``/``reproduce`` when no ``--teacher`` is given, one per split
 #: (keyed by the split's seed and training matrix), so that the three students of a
 #: ``reproduce`` seed share one teacher.

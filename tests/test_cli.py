@@ -102,3 +102,16 @@ def test_run_binary_codes_rank_by_hamming(tmp_path):
     dist = (u[:, None, :] != i[None, :, :]).sum(-1)
     ref = bl.topk_from_scores(-dist.astype(float), 4, None, bl.tie_priority(9))
     assert np.array_equal(top, ref)
+
+
+def test_fit_float_model_writes_embeddings(tmp_path, toy_files):
+    train, test, _ = toy_files
+    run = tmp_path / "lightgcn"
+    args = ["fit", "--model", "lightgcn", "--interactions", str(train), "--out", str(run), "--quiet",
+            "--param", "num_epochs=2"]
+    assert main(args) == 0
+    loaded = bl.runs.load_run(run)
+    assert loaded.arrays["user_emb"].dtype == np.float32
+    assert loaded.config["params"]["num_epochs"] == 2
+    assert main(["evaluate", str(run), "--test", str(test), "--k", "10"]) == 0
+    assert main([*args[:-2], "--tune"]) == 2  # the teacher's grid lives in its benchmark
