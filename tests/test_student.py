@@ -228,3 +228,18 @@ def test_cli_fits_students_from_a_teacher_run(tmp_path, split, teacher, capsys):
     (t / "item_ids.tsv").write_text("nope\n")
     assert main(["fit", "--model", "sign-teacher", "--interactions", str(train), "--teacher", str(t), "--out", str(tmp_path / "y")]) != 0
     assert "differs from this split's ids" in capsys.readouterr().err
+
+
+def test_cli_fitters_share_one_teacher_per_split(toy):
+    from bincf_lite import cli
+
+    s = bl.split_interactions(toy, seed=0)
+    small = {"teacher_epochs": 2, "code_bits": 16}
+    res = cli.FITTERS["sign-teacher"]("sign-teacher", s, small, False, False)
+    assert res.arrays["user_codes"].shape == (s.num_users, 2) and res.params["code_bits"] == 16
+    (key, first), = cli._TEACHERS.items()
+    assert first[0].shape[1] == 3 * 64  # GCN-CF's concatenated width
+    params = {**small, "num_epochs": 1, "batch_size": 512, "list_users": 16}
+    res = cli.FITTERS["dgcn-bincf"]("dgcn-bincf", s, params, False, False)
+    assert list(cli._TEACHERS) == [key] and cli._TEACHERS[key] is first  # trained once, reused
+    assert res.params["alpha"] > 0 and "inside" in res.params["teacher"]
