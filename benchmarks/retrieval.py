@@ -86,8 +86,11 @@ SHAPES = [("ML-1M", 6_040, 3_706), ("ML-10M", 69_878, 10_681), ("1M items", None
 QUICK_SHAPES = [("ML-1M", 6_040, 3_706), ("ML-10M/8", 8_735, 10_681), ("100k items", 300, 100_000)]
 METHODS = ["numba", "popcount_only", "faiss_flat", "torch_f32", "numpy_f32", "numpy_bitcount"]
 FLOAT_METHODS = ("torch_f32", "numpy_f32")
-# Largest temporary per block of users for the dense methods (bytes).
+# Largest temporary per block of users: the uint64 XOR of np.bitwise_count (bytes) ...
 _BLOCK_BYTES = 1 << 27
+# ... and the float32 score block of the float methods: 128 users at 1M items, so each pass over
+# the item matrix serves enough users for the matrix product to be compute-bound.
+_FLOAT_BLOCK_BYTES = 1 << 29
 
 
 # ------------------------------------------------------------------------------------ methods
@@ -128,7 +131,7 @@ def _numpy_bitcount(user_words, item_words, k):
 
 
 def _numpy_f32(user_f, item_f, k):
-    block = max(1, _BLOCK_BYTES // (4 * item_f.shape[0]))
+    block = max(1, _FLOAT_BLOCK_BYTES // (4 * item_f.shape[0]))
     out = np.empty((user_f.shape[0], k), dtype=np.int64)
     item_t = np.ascontiguousarray(item_f.T)
     for s in range(0, user_f.shape[0], block):
@@ -140,7 +143,7 @@ def _numpy_f32(user_f, item_f, k):
 
 
 def _torch_f32(user_t, item_t, k):
-    block = max(1, _BLOCK_BYTES // (4 * item_t.shape[0]))
+    block = max(1, _FLOAT_BLOCK_BYTES // (4 * item_t.shape[0]))
     out = []
     with torch.inference_mode():
         for s in range(0, user_t.shape[0], block):
