@@ -30,11 +30,13 @@ This module provides
 * :func:`hamming_topk`: the exact top-K engine, a fused popcount + selection kernel that never
   holds the users x items distance matrix, with training items excluded and ties broken by the
   book's fixed item permutation (:func:`bincf_lite.metrics.tie_priority`);
+  :class:`HammingIndex` is the same in two steps (lay the items out once, query many times);
 * :func:`hamming_topk_reference`: the plain brute-force reference it is tested against;
 * :class:`FaissBinaryIndex`: the optional `faiss <https://github.com/facebookresearch/faiss>`_
   path (exact ``IndexBinaryFlat`` re-ranked under the same tie rule, approximate
   ``IndexBinaryIVF`` / ``IndexBinaryHNSW``) and :func:`recall_vs_exact` to measure what the
-  approximate indexes miss.
+  approximate indexes miss;
+* :func:`bytes_per_item`: what one item costs as float32, bytes or words.
 
 Bit order. Code bit ``j`` (0-based) is stored in word ``j // 64`` at bit ``63 - j % 64`` (most
 significant first), which is exactly ``np.packbits`` order read as big-endian 64-bit words, so a
@@ -56,8 +58,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 import scipy.sparse as sp
-from numba import types
 from llvmlite import ir
+from numba import types
 from numba.extending import intrinsic
 
 from .metrics import check_k, tie_priority, topk_from_scores
@@ -130,7 +132,7 @@ def packbits_rows(codes) -> np.ndarray:
 
 
 def unpackbits_rows(packed, code_bits: int) -> np.ndarray:
-    """Inverse of :func:`packbits_rows`: ``uint8`` rows back to ±1 ``int8`` codes of ``code_bits``."""
+    """Inverse of :func:`packbits_rows`: ``uint8`` rows back to ±1 ``int8`` codes."""
     packed = np.asarray(packed)
     if packed.dtype != np.uint8 or packed.ndim != 2:
         raise ValueError("packed codes must be a 2-D uint8 array (rows x bytes)")
@@ -174,7 +176,7 @@ def pack_codes(codes) -> np.ndarray:
 
 
 def unpack_codes(words, code_bits: int) -> np.ndarray:
-    """Inverse of :func:`pack_codes`: ``uint64`` words back to ±1 ``int8`` codes of ``code_bits``."""
+    """Inverse of :func:`pack_codes`: ``uint64`` words back to ±1 ``int8`` codes."""
     words = _check_words(words, "words")
     _check_width(words.shape[1] * 64, code_bits, "words")
     bits = np.unpackbits(_words_to_bytes(words), axis=1, count=code_bits)
@@ -201,7 +203,8 @@ def _check_width(capacity: int, code_bits, what: str) -> None:
     unit = 64 if what == "words" else 8
     if not capacity - unit < code_bits <= capacity:
         raise ValueError(
-            f"{code_bits}-bit codes take {-(-code_bits // unit)} {what} per row, got {capacity // unit}"
+            f"{code_bits}-bit codes take {-(-code_bits // unit)} {what} per row, "
+            f"got {capacity // unit}"
         )
 
 
@@ -350,8 +353,11 @@ def _chunk_distances(user_words, u, items_t, c0, n, buf):
 
 @numba.njit(cache=True, nogil=True)
 def _compact(t, k, hist, cand_col, cand_dist, ncand):
-    """Keep every candidate below ``t`` and the first ``k - #below`` tied at ``t`` (in column
-    order); the buffer stays in column order. Returns the new count (``k``) and fixes ``hist[t]``."""
+    """Keep every candidate below ``t`` and the first ``k - #below`` tied at ``t``.
+
+    Candidates are in column (= tie) order and stay so. Returns the new count, ``k``, and sets
+    ``hist[t]`` to the number kept at ``t``.
+    """
     below = 0
     for x in range(t):
         below += hist[x]
@@ -525,7 +531,9 @@ def _prepare_priority(priority, num_items: int):
         priority = tie_priority(num_items)
     priority = np.asarray(priority)
     if priority.shape != (num_items,):
-        raise ValueError(f"priority must have one entry per item ({num_items}), got {priority.shape}")
+        raise ValueError(
+            f"priority must have one entry per item ({num_items}), got shape {priority.shape}"
+        )
     col_of = np.empty(num_items, dtype=np.int64)
     seen = np.zeros(num_items, dtype=bool)
     if np.issubdtype(priority.dtype, np.integer) and priority.min(initial=0) >= 0 and (
@@ -595,7 +603,9 @@ class HammingIndex:
         histogram and nothing else: padding bits are zero, so distances never exceed :math:`d`.
     """
 
-    def __init__(self, item_words, priority: np.ndarray | None = None, code_bits: int | None = None):
+    def __init__(
+        self, item_words, priority: np.ndarray | None = None, code_bits: int | None = None
+    ):
         item_words = _check_words(item_words, "item_words")
         self.num_items, self.num_words = item_words.shape
         if self.num_words == 0:
