@@ -128,7 +128,10 @@ def topk_from_scores(
 
 
 def ranking_hits(topk: np.ndarray, test_rows: sp.csr_matrix) -> np.ndarray:
-    """Boolean ``(B, K)`` matrix: is the item at each rank one of the user's test items?"""
+    """Boolean ``(B, K)`` matrix: is the item at each rank one of the user's test items?
+
+    An index of ``-1`` (a list shorter than K, as :func:`bincf_lite.hashing.hamming_topk`
+    returns when exclusions leave fewer than K items) is never a hit."""
     test_rows = sp.csr_matrix(test_rows)
     num_rows, k = topk.shape
     if test_rows.shape[0] != num_rows:
@@ -142,7 +145,9 @@ def ranking_hits(topk: np.ndarray, test_rows: sp.csr_matrix) -> np.ndarray:
     query = np.arange(num_rows, dtype=np.int64)[:, None] * n + topk.astype(np.int64)
     pos = np.searchsorted(keys, query)
     pos = np.minimum(pos, max(len(keys) - 1, 0))
-    return (keys[pos] == query) if len(keys) else np.zeros_like(query, dtype=bool)
+    if not len(keys):
+        return np.zeros_like(query, dtype=bool)
+    return (keys[pos] == query) & (topk >= 0)  # -1 pads a list shorter than K
 
 
 def metrics_from_hits(hits: np.ndarray, num_test: np.ndarray, ks: Sequence[int]) -> dict:

@@ -147,3 +147,12 @@ def test_bad_k(k):
 def test_nan_scores_are_an_error():
     with pytest.raises(ValueError, match="NaN"):
         topk_from_scores(np.array([[np.nan, 1.0]]), 1)
+
+
+def test_padding_minus_one_is_never_a_hit():
+    """hamming_topk pads short lists with -1; item N-1 of the row must not count as a hit."""
+    from bincf_lite.metrics import ranking_hits
+
+    test = sp.csr_matrix(np.array([[0, 0, 1], [0, 0, 1]]))
+    hits = ranking_hits(np.array([[2, -1], [0, -1]]), test)
+    assert hits.tolist() == [[True, False], [False, False]]
