@@ -49,7 +49,6 @@ Evaluation always ranks with the **binary** codes :math:`\\mathrm{sign}(P), \\ma
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -66,7 +65,7 @@ from .data import Split, sample_negatives
 from .distill import distillation_weight, listnet_loss
 from .losses import bpr_loss
 from .metrics import evaluate_scores
-from .train import STOP_METRIC, TrainingDiverged, training_triples
+from .train import STOP_METRIC, EarlyStopping, TrainingDiverged, training_triples
 
 __all__ = [
     "StudentConfig",
@@ -384,7 +383,8 @@ def train_student(
         t_users = torch.as_tensor(np.asarray(teacher[0]), dtype=torch.float32)
         t_items = torch.as_tensor(np.asarray(teacher[1]), dtype=torch.float32)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    rows, best_state, best_score, best_epoch, bad, first_loss = [], None, -math.inf, 0, 0, None
+    rows, first_loss = [], None
+    early = EarlyStopping(cfg.patience)
 
     def evaluate(row):
         row.update(code_diagnostics(model))
@@ -398,7 +398,7 @@ def train_student(
     start_row = {"epoch": 0}
     score = evaluate(start_row)
     if score is not None:
-        best_score, best_state = score, copy.deepcopy(model.state_dict())
+        early.update(model, 0, score)
     rows.append(start_row)
 
     model.train()
@@ -464,26 +464,17 @@ def train_student(
                 f"{type(model).__name__}: the epoch loss grew from {first_loss:.4f} to"
                 f" {row['loss']:.4f} at epoch {epoch}; lower the learning rate (lr={cfg.lr})"
             )
-        stop = False
         if epoch % cfg.eval_every == 0 or epoch == num_epochs:
             score = evaluate(row)
             if score is not None:
-                if score > best_score:
-                    best_score, best_epoch, bad = score, epoch, 0
-                    best_state = copy.deepcopy(model.state_dict())
-                else:
-                    bad += 1
-                    stop = bad >= cfg.patience
+                early.update(model, epoch, score)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", ndcg=f"{score:.4f}")
         rows.append(row)
         if on_epoch is not None:
             on_epoch(row)
-        if stop:
+        if early.stop:
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        best_epoch = rows[-1]["epoch"]
+    best_epoch = early.restore(model, rows[-1]["epoch"])
     model.eval()
     return pd.DataFrame(rows), best_epoch
 

@@ -42,6 +42,7 @@ from .models import MODELS, BPRConfig, build_model
 
 __all__ = [
     "TrainingDiverged",
+    "EarlyStopping",
     "FitResult",
     "train_bpr",
     "fit_float_model",
@@ -59,6 +60,36 @@ STOP_METRIC = ("ndcg", 100)
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN/inf or grew far above its first value."""
+
+
+class EarlyStopping:
+    """Keeps the weights of the best validation score; stops after ``patience`` evaluations
+    without improvement. Shared by :func:`train_bpr` and the student's training loop."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best_score, self.best_epoch, self.best_state, self.bad = -math.inf, 0, None, 0
+
+    def update(self, model: torch.nn.Module, epoch: int, score: float) -> bool:
+        """Record a validation ``score``; True when it improves on the best so far."""
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self.bad = score, epoch, 0
+            self.best_state = copy.deepcopy(model.state_dict())
+            return True
+        self.bad += 1
+        return False
+
+    @property
+    def stop(self) -> bool:
+        return self.bad >= self.patience
+
+    def restore(self, model: torch.nn.Module, last_epoch: int) -> int:
+        """Load the best weights into ``model``; the epoch they come from (``last_epoch``
+        when nothing was evaluated)."""
+        if self.best_state is None:
+            return last_epoch
+        model.load_state_dict(self.best_state)
+        return self.best_epoch
 
 
 @dataclass
@@ -198,7 +229,8 @@ def train_bpr(
     train.sort_indices()
     rng = np.random.default_rng(cfg.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    rows, best_state, best_score, best_epoch, bad, first_loss = [], None, -math.inf, 0, 0, None
+    rows, first_loss = [], None
+    early = EarlyStopping(cfg.patience)
     model.train()
     bar = tqdm(range(1, num_epochs + 1), desc=type(model).__name__, disable=not progress)
     for epoch in bar:
@@ -247,30 +279,20 @@ def train_bpr(
                 f"{type(model).__name__}: the epoch loss grew from {first_loss:.4f} to"
                 f" {row['loss']:.4f} at epoch {epoch}; lower the learning rate (lr={cfg.lr})"
             )
-        stop = False
         if valid is not None and (epoch % cfg.eval_every == 0 or epoch == num_epochs):
             df = evaluate_model(model, train, valid, ks=(20, 100))
             for metric in ("recall", "map", "ndcg"):
                 row[f"valid_{metric}@100"] = _metric(df, metric, 100)
             score = _metric(df, *STOP_METRIC)
-            if score > best_score:
-                best_score, best_epoch, bad = score, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-                if checkpoint_path is not None:
-                    save_checkpoint(checkpoint_path, model, epoch, {"valid_ndcg@100": score})
-            else:
-                bad += 1
-                stop = bad >= cfg.patience
+            if early.update(model, epoch, score) and checkpoint_path is not None:
+                save_checkpoint(checkpoint_path, model, epoch, {"valid_ndcg@100": score})
             bar.set_postfix(loss=f"{row['loss']:.4f}", ndcg=f"{score:.4f}")
         rows.append(row)
         if on_epoch is not None:
             on_epoch(row)
-        if stop:
+        if early.stop:
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        best_epoch = len(rows)
+    best_epoch = early.restore(model, len(rows))
     model.eval()
     return pd.DataFrame(rows), best_epoch
 
