@@ -60,7 +60,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from .binarize import binary_penalty, expected_noise, sign_codes, stochastic_sign
+from .binarize import binary_penalty, expected_noise, itq_rotation, sign_codes, stochastic_sign
 from .data import Split, sample_negatives
 from .distill import distillation_weight, listnet_loss
 from .losses import bpr_loss
@@ -74,6 +74,7 @@ __all__ = [
     "student_codes",
     "code_diagnostics",
     "sample_positive_lists",
+    "teacher_top_items",
     "train_student",
     "fit_student",
     "StudentResult",
@@ -88,6 +89,7 @@ __all__ = [
 
 CODES_IN_LOSS = ("relaxed", "stochastic", "sign")
 INITS = ("teacher", "random")
+ROTATIONS = ("none", "itq")
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,9 @@ class StudentConfig:
     list_users: int = 256
     list_pos: int = 32
     list_neg: int = 32
+    list_top: int = 0
+    anchor: float = 0.0
+    init_rotation: str = "none"
 
     def __post_init__(self):
         if self.code_bits <= 0 or self.batch_size <= 0 or self.num_epochs < 0:
@@ -137,6 +142,12 @@ class StudentConfig:
             raise ValueError("eval_every and patience must be positive")
         if min(self.list_users, self.list_pos, self.list_neg) <= 0:
             raise ValueError("list_users, list_pos and list_neg must be positive")
+        if self.list_top < 0 or self.anchor < 0:
+            raise ValueError("list_top and anchor must be >= 0")
+        if self.init_rotation not in ROTATIONS:
+            raise ValueError(
+                f"init_rotation must be one of {ROTATIONS}, got {self.init_rotation!r}"
+            )
         if self.codes_in_loss not in CODES_IN_LOSS:
             raise ValueError(
                 f"codes_in_loss must be one of {CODES_IN_LOSS}, got {self.codes_in_loss!r}"
@@ -171,6 +182,7 @@ def teacher_init(
     code_bits: int,
     centre: str = "pooled",
     reduce: str = "leading",
+    rotation: str = "none",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Standardised teacher tables of width ``code_bits`` to start :math:`P, Q` from.
 
@@ -185,13 +197,24 @@ def teacher_init(
     directions of the stacked tables; on ML-1M the sign of the leading 64 columns kept a
     validation NDCG@100 of 0.147, the sign of the top 64 principal components 0.044 (a rotation
     mixes the columns before the sign, which loses far more than dropping columns). Both sides
-    are then scaled by the columns' pooled standard deviation. With ``code_bits`` equal to the width the start is the teacher itself, up
-    to centring and scale, so ``sign`` of it is the sign-of-teacher baseline of chapter 07.
+    are then scaled by the columns' pooled standard deviation. With ``code_bits`` equal to the
+    width the start is the teacher itself, up to centring and scale, so ``sign`` of it is the
+    sign-of-teacher baseline of chapter 07.
+
+    ``rotation="itq"`` then rotates both standardised tables by one orthogonal :math:`R` from
+    :func:`bincf_lite.binarize.itq_rotation` fitted on the stacked tables. Unlike the PCA
+    projection above (a rotation *before* the per-column scaling, which re-weights the
+    directions), a rotation after it keeps every inner product :math:`(p_i R)^\top (q_j R) =
+    p_i^\top q_j` of the start, so the float ranking is unchanged and only the signs move
+    closer to the table (a lower quantisation loss :math:`\lVert \mathrm{sign}(XR) - XR
+    \rVert^2`).
     """
     if centre not in CENTRES:
         raise ValueError(f"centre must be one of {CENTRES}, got {centre!r}")
     if reduce not in ("leading", "pca"):
         raise ValueError(f"reduce must be 'leading' or 'pca', got {reduce!r}")
+    if rotation not in ROTATIONS:
+        raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation!r}")
     u = np.asarray(user_emb, dtype=np.float64)
     v = np.asarray(item_emb, dtype=np.float64)
     if u.ndim != 2 or v.ndim != 2 or u.shape[1] != v.shape[1]:
@@ -219,7 +242,11 @@ def teacher_init(
     stacked = np.vstack([u, v])
     std = stacked.std(0)
     std[std == 0] = 1.0
-    return (u / std).astype(np.float32), (v / std).astype(np.float32)
+    u, v = u / std, v / std
+    if rotation == "itq":
+        r = itq_rotation(np.vstack([u, v]))
+        u, v = u @ r, v @ r
+    return u.astype(np.float32), v.astype(np.float32)
 
 
 class BinCF(nn.Module):
@@ -335,6 +362,33 @@ def sample_positive_lists(
     return items, mask
 
 
+def teacher_top_items(
+    user_emb: np.ndarray, item_emb: np.ndarray, exclude: sp.spmatrix, length: int,
+    block_size: int = 1024,
+) -> np.ndarray:
+    """Each user's ``length`` best items by the teacher's score, ``exclude``'s items left out.
+
+    Returns ``(num_users, length)`` item indices, best first (ties by index). These are the
+    items the ranking metrics look at, so ``list_top > 0`` distils the teacher's order among
+    them (:func:`train_student`).
+    """
+    exclude = sp.csr_matrix(exclude)
+    u = np.asarray(user_emb, dtype=np.float32)
+    vt = np.ascontiguousarray(np.asarray(item_emb, dtype=np.float32).T)
+    num_users, num_items = exclude.shape
+    if length <= 0 or length > num_items:
+        raise ValueError(f"length must lie in [1, {num_items}], got {length}")
+    out = np.empty((num_users, length), dtype=np.int64)
+    for b0 in range(0, num_users, block_size):
+        scores = u[b0 : b0 + block_size] @ vt
+        block = exclude[b0 : b0 + block_size].tocoo()
+        scores[block.row, block.col] = -np.inf
+        top = np.argpartition(-scores, length - 1, axis=1)[:, :length]
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+        out[b0 : b0 + block_size] = np.take_along_axis(top, order, axis=1)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Training
 
@@ -382,6 +436,9 @@ def train_student(
     if teacher is not None:
         t_users = torch.as_tensor(np.asarray(teacher[0]), dtype=torch.float32)
         t_items = torch.as_tensor(np.asarray(teacher[1]), dtype=torch.float32)
+    if weight > 0 and cfg.list_top > 0:
+        top_items = teacher_top_items(teacher[0], teacher[1], train, cfg.list_top)
+    anchors = (model.P.detach().clone(), model.Q.detach().clone()) if cfg.anchor > 0 else None
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rows, first_loss = [], None
     early = EarlyStopping(cfg.patience)
@@ -421,6 +478,10 @@ def train_student(
             noise = expected_noise(touched, cfg.tau, reduction="mean")
             penalty = binary_penalty(touched, p=cfg.penalty_p, reduction="mean")
             loss = bpr + cfg.nu * noise + cfg.beta * penalty
+            if anchors is not None:
+                # stay near the start: mean squared step of the touched rows from P0, Q0
+                drift = torch.cat([model.P[ru] - anchors[0][ru], model.Q[ri] - anchors[1][ri]])
+                loss = loss + cfg.anchor * drift.square().mean()
             rank = torch.zeros(())
             if weight > 0:
                 batch_users = np.unique(u.numpy())
@@ -430,6 +491,9 @@ def train_student(
                 neg_items = sample_negatives(train, batch_users, rng, cfg.list_neg).reshape(
                     len(batch_users), cfg.list_neg
                 )
+                if cfg.list_top > 0:
+                    # the teacher's best unseen items and the uniform negatives in one softmax
+                    neg_items = np.concatenate([top_items[batch_users], neg_items], axis=1)
                 lu = torch.from_numpy(batch_users)
                 su = _codes_for_loss(torch.tanh(model.P[lu]), cfg, gen)[:, None, :]
                 tu = t_users[lu][:, None, :]
@@ -514,7 +578,10 @@ def fit_student(
     if config.init == "teacher":
         if teacher is None:
             raise ValueError("init='teacher' needs the teacher's tables; or pass init='random'")
-        user_init, item_init = teacher_init(teacher[0], teacher[1], config.code_bits, config.init_centre)
+        user_init, item_init = teacher_init(
+            teacher[0], teacher[1], config.code_bits, config.init_centre,
+            rotation=config.init_rotation,
+        )
     model = BinCF(split.num_users, split.num_items, config, user_init, item_init)
     history, best_epoch = train_student(model, split.train, split.valid, teacher, progress=progress)
     valid = _evaluate_codes(model, split.train, split.valid)

@@ -204,3 +204,23 @@ def test_code_bit_order():
     """Code bit j is bit 7 - j % 8 of byte j // 8 (np.packbits' big-endian order)."""
     codes = binarize.sign_codes(np.array([[1, -1, -1, -1, -1, -1, -1, 1, 1]], dtype=float))
     assert np.packbits(codes > 0, axis=1).tolist() == [[0b10000001, 0b10000000]]
+
+
+def test_itq_rotation_is_orthogonal_keeps_inner_products_and_lowers_quantisation_loss():
+    rng = np.random.default_rng(0)
+    # unequal column scales and correlated columns: the plain sign quantises poorly
+    x = rng.normal(size=(300, 8)) @ rng.normal(size=(8, 8))
+    x -= x.mean(0)
+    r = binarize.itq_rotation(x, num_iter=30)
+    assert np.allclose(r.T @ r, np.eye(8), atol=1e-10)
+    y = x @ r
+    assert np.allclose(y @ y.T, x @ x.T)  # every inner product survives the rotation
+
+    def loss(z):
+        return ((np.sign(z) - z) ** 2).sum()
+
+    assert loss(y) < loss(x)
+    assert np.array_equal(binarize.itq_rotation(x, num_iter=0), np.eye(8))
+    assert np.array_equal(r, binarize.itq_rotation(x, num_iter=30))  # deterministic
+    with pytest.raises(ValueError):
+        binarize.itq_rotation(x[0])

@@ -65,6 +65,29 @@ def test_teacher_init(teacher):
         student.teacher_init(u, v, 32)
 
 
+def test_teacher_init_itq_rotation_keeps_the_start_s_inner_products(teacher):
+    u, v = teacher
+    p, q = student.teacher_init(u, v, 16)
+    pr, qr = student.teacher_init(u, v, 16, rotation="itq")
+    assert np.allclose(pr @ qr.T, p @ q.T, atol=1e-3)
+    x, xr = np.vstack([p, q]), np.vstack([pr, qr])
+    assert ((np.sign(xr) - xr) ** 2).sum() < ((np.sign(x) - x) ** 2).sum()
+    with pytest.raises(ValueError, match="rotation"):
+        student.teacher_init(u, v, 16, rotation="pca")
+    with pytest.raises(ValueError, match="init_rotation"):
+        student.StudentConfig(init_rotation="random")
+
+
+def test_teacher_top_items_by_hand():
+    users = np.array([[1.0, 0.0], [0.0, 1.0]])
+    items = np.array([[3.0, 0.0], [2.0, 1.0], [1.0, 2.0], [0.0, 3.0]])
+    exclude = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 0, 0, 0]]))
+    top = student.teacher_top_items(users, items, exclude, 2, block_size=1)
+    assert top.tolist() == [[1, 2], [3, 2]]  # user 0's best item 0 is a training item
+    with pytest.raises(ValueError):
+        student.teacher_top_items(users, items, exclude, 5)
+
+
 def test_model_codes_and_diagnostics(split, teacher):
     cfg = student.StudentConfig(code_bits=16)
     p, q = student.teacher_init(*teacher, 16)
@@ -129,6 +152,21 @@ def test_dgcn_bincf_trains_with_every_code_choice(split, teacher, codes_in_loss)
     assert (h["rank"].iloc[1:] > 0).all()
     assert {"saturated", "bit_balance", "bit_correlation"} <= set(h.columns)
     assert h["valid_ndcg@100"].max() > 0.2  # well above chance on the planted clusters
+
+
+def test_teacher_top_lists_and_anchor_train(split, teacher):
+    res = _fit(split, teacher, alpha=1.0, list_top=10, anchor=1.0, init_rotation="itq",
+               num_epochs=2)
+    h = res.history
+    assert np.isfinite(h[["loss", "bpr", "rank"]].iloc[1:].to_numpy()).all()
+    assert (h["rank"].iloc[1:] > 0).all()
+    assert h["valid_ndcg@100"].max() > 0.2
+    # a huge anchor keeps the codes at the start's signs
+    pinned = _fit(split, teacher, alpha=1.0, anchor=1e6, num_epochs=2, lr=1e-3)
+    p, q = student.teacher_init(*teacher, 16)
+    assert np.array_equal(pinned.item_codes, np.where(q >= 0, 1, -1))
+    with pytest.raises(ValueError):
+        student.StudentConfig(anchor=-1)
 
 
 def test_training_is_deterministic_and_needs_a_teacher_for_alpha(split, teacher):
