@@ -11,7 +11,10 @@ baselines"):
   (chapter 01);
 * :func:`metric_bars` draws grouped bars of several models on several metrics, and refuses a
   table without the sanity rows Pop, ItemKNN and EASE (chapter 02);
-* :func:`metric_vs_k` draws a metric against the cut-off K for several models (chapter 02).
+* :func:`metric_vs_k` draws a metric against the cut-off K for several models (chapter 02);
+* :func:`model_bars` draws one metric for many models as horizontal bars with error bars, in
+  labelled groups (e.g. float scores vs binary codes), with the paper's figures marked and a
+  reference line at Pop (chapter 14).
 
 Colours. Sanity baselines are drawn in greys (:data:`BASELINE_COLORS`), the paper's reported
 numbers hatched, and the book's own models in the Okabe-Ito colour-blind-safe palette
@@ -42,6 +45,7 @@ __all__ = [
     "degree_histogram",
     "metric_bars",
     "metric_vs_k",
+    "model_bars",
 ]
 
 #: Size in inches of one row of panels; :func:`figure` keeps the width and stacks rows.
@@ -229,14 +233,16 @@ def metric_bars(
     baselines: Sequence[str] = SANITY_BASELINES,
     paper: Iterable[str] = (),
     annotate: bool = True,
+    errors: pd.DataFrame | None = None,
 ):
     """Grouped bars: one group per metric (columns), one bar per model (rows of ``table``).
 
     ``table`` has one row per model (index = model name) and one column per metric, e.g.
     ``recall@100``. Rows of the sanity baselines are required (a :class:`ValueError` names the
     missing ones) and drawn in greys; rows named in ``paper`` (numbers reported by the paper,
-    not measured here) are hatched. ``annotate`` writes each value above its bar.
-    Returns the Axes.
+    not measured here) are hatched. ``annotate`` writes each value above its bar. ``errors``,
+    a table of the same rows and columns (e.g. the std over split seeds; NaN or a missing row:
+    none), draws error bars. Returns the Axes.
     """
     if not isinstance(table, pd.DataFrame) or table.empty:
         raise ValueError("metric_bars needs a non-empty DataFrame: rows = models, columns = metrics")
@@ -251,6 +257,8 @@ def metric_bars(
     if ax is None:
         _, ax = figure()
     values = table[metrics].to_numpy(dtype=float)
+    if errors is not None:
+        errors = errors.reindex(index=table.index, columns=metrics).to_numpy(dtype=float)
     n_models = len(names)
     width = 0.8 / n_models
     x = np.arange(len(metrics))
@@ -263,6 +271,9 @@ def metric_bars(
             edgecolor=colors[name], hatch="///" if is_paper else None,
             linewidth=1.2 if is_paper else 0,
         )
+        if errors is not None and np.isfinite(errors[j]).any():
+            ax.errorbar(pos, values[j], yerr=np.nan_to_num(errors[j]), fmt="none", ecolor="#222222",
+                        elinewidth=1.0, capsize=2)
         if annotate:
             labels = ["" if np.isnan(v) else f"{v:.3f}" for v in values[j]]
             ax.bar_label(bars, labels=labels, fontsize=7, padding=1, rotation=90 if n_models > 5 else 0)
@@ -318,4 +329,76 @@ def metric_vs_k(
     ax.set_xlabel("cut-off K")
     ax.set_ylabel(f"{metric}@K")
     ax.legend()
+    return ax
+
+
+def model_bars(
+    values: pd.Series,
+    errors: pd.Series | None = None,
+    groups: Mapping[str, Sequence[str]] | None = None,
+    paper: Mapping[str, float] | None = None,
+    reference: str | None = "Pop",
+    ax=None,
+    baselines: Sequence[str] = SANITY_BASELINES,
+    xlabel: str | None = None,
+    paper_label: str = "paper",
+):
+    """One metric for many models: horizontal bars, top to bottom, in labelled groups.
+
+    ``values`` maps a model's row name to its value (e.g. the mean over split seeds) and
+    ``errors`` to an error-bar half-width (e.g. the std; NaN: none). ``groups`` maps a group
+    title to the names in it, drawn in that order with a gap and the title between groups
+    (default: one untitled group in the order of ``values``). The sanity baselines must be among
+    the rows and are drawn in greys. ``paper`` maps a row name to the value the paper reports
+    for that model, drawn as an open diamond on its bar; ``reference`` draws a dashed vertical
+    line at that row's value across all groups. Returns the Axes.
+    """
+    values = pd.Series(values, dtype=float)
+    groups = {"": list(values.index)} if groups is None else {g: list(n) for g, n in groups.items()}
+    names = [n for members in groups.values() for n in members]
+    unknown = [n for n in names if n not in values.index]
+    if unknown:
+        raise ValueError(f"no value for {', '.join(map(repr, unknown))}")
+    if len(set(names)) != len(names):
+        raise ValueError("a model is listed in more than one group")
+    _check_baselines(names, baselines)
+    colors = model_colors(names, baselines)
+    errors = pd.Series(dtype=float) if errors is None else pd.Series(errors, dtype=float)
+    if ax is None:
+        _, ax = figure(height=0.25 * (len(names) + 2 * len(groups)) + 0.8)
+    y, ticks, labels, heads = 0.0, [], [], []
+    for title, members in groups.items():
+        if title:
+            heads.append((y, title))
+            y += 1.0
+        for name in members:
+            err = errors.get(name, np.nan)
+            ax.barh(y, values[name], 0.75, color=colors[name],
+                    xerr=err if np.isfinite(err) else None, error_kw={"elinewidth": 1.0, "capsize": 2})
+            ticks.append(y)
+            labels.append(name)
+            y += 1.0
+        y += 0.4
+    for yh, title in heads:
+        ax.text(0, yh + 0.2, title, fontweight="bold", fontsize=9, va="center", ha="left",
+                transform=ax.get_yaxis_transform())
+    marked = False
+    for name, value in (paper or {}).items():
+        if name in labels:
+            ax.plot(value, ticks[labels.index(name)], marker="D", markersize=6, markerfacecolor="white",
+                    markeredgecolor="#222222", markeredgewidth=1.3, linestyle="none",
+                    label=None if marked else paper_label)
+            marked = True
+    if reference is not None:
+        if reference not in values.index:
+            raise ValueError(f"no row {reference!r} for the reference line")
+        ax.axvline(values[reference], color="#555555", linestyle="--", linewidth=1.0, label=reference)
+    ax.set_yticks(ticks, labels)
+    ax.set_ylim(y - 0.4, -1.0)
+    ax.grid(axis="y", visible=False)
+    ax.set_xlim(0, max([np.nanmax(values.to_numpy()), *(paper or {}).values()]) * 1.12)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if marked or reference is not None:
+        ax.legend(loc="lower right")
     return ax

@@ -23,9 +23,57 @@ from .data import Split
 from .metrics import METRICS, evaluate_topk
 from .runs import Run, atomic_write
 
-__all__ = ["reproduce", "summarise", "markdown_table", "code_version"]
+__all__ = [
+    "reproduce", "summarise", "markdown_table", "code_version",
+    "PAPER_TABLES", "PAPER_GAINS", "MODEL_LABELS", "BINARY_MODELS",
+    "reproduce_command", "read_runs", "mean_std_strings", "paired_gain",
+]
 
 KEY = ["dataset", "model", "seed"]
+
+#: The paper's Tables 2-4 (§5.2): Recall / MAP / NDCG @100 of the four binary methods on
+#: MovieLens-1M, MovieLens-10M and Yelp, keyed by the book's model names. The one copy of these
+#: numbers in the package (chapters 12 and 14).
+PAPER_TABLES: dict[str, dict[str, dict[str, float]]] = {
+    "ml-1m": {
+        "dcf": {"recall@100": 0.0416, "map@100": 0.0101, "ndcg@100": 0.0558},
+        "bccf": {"recall@100": 0.1234, "map@100": 0.0720, "ndcg@100": 0.1724},
+        "pph": {"recall@100": 0.0277, "map@100": 0.0027, "ndcg@100": 0.0249},
+        "dgcn-bincf": {"recall@100": 0.3059, "map@100": 0.1187, "ndcg@100": 0.3061},
+    },
+    "ml-10m": {
+        "dcf": {"recall@100": 0.0791, "map@100": 0.0180, "ndcg@100": 0.0809},
+        "bccf": {"recall@100": 0.0789, "map@100": 0.0267, "ndcg@100": 0.0869},
+        "pph": {"recall@100": 0.0978, "map@100": 0.0123, "ndcg@100": 0.0695},
+        "dgcn-bincf": {"recall@100": 0.2405, "map@100": 0.0537, "ndcg@100": 0.1895},
+    },
+    "yelp": {
+        "dcf": {"recall@100": 0.0661, "map@100": 0.0053, "ndcg@100": 0.0382},
+        "bccf": {"recall@100": 0.0966, "map@100": 0.0122, "ndcg@100": 0.0658},
+        "pph": {"recall@100": 0.0627, "map@100": 0.0051, "ndcg@100": 0.0361},
+        "dgcn-bincf": {"recall@100": 0.1738, "map@100": 0.0192, "ndcg@100": 0.1008},
+    },
+}
+
+#: The relative gains the paper reports only in words, as ``(model, reference, gain)``: Fig. 1,
+#: GCN-CF over SpectralCF "over 20% for every metric" (§5.3); Fig. 2, DGCN-BinCF over BinCF
+#: "by 10%" on every metric (§5.4). Both figures are on MovieLens-1M; their bars carry no numbers.
+PAPER_GAINS: dict[str, tuple[str, str, float]] = {
+    "fig1": ("gcn-cf", "spectralcf", 0.20),
+    "fig2": ("dgcn-bincf", "bincf", 0.10),
+}
+
+#: How the book's tables name each model of ``bincf-lite reproduce``.
+MODEL_LABELS: dict[str, str] = {
+    "pop": "Pop", "itemknn": "ItemKNN", "ease": "EASE", "bpr-mf": "BPR-MF", "lightgcn": "LightGCN",
+    "spectralcf": "SpectralCF", "gcn-cf": "GCN-CF", "sign-teacher": "sign of GCN-CF",
+    "sign-mf": "Sign-MF", "dcf": "DCF", "bccf": "BCCF", "pph": "PPH", "bincf": "BinCF",
+    "dgcn-bincf": "DGCN-BinCF",
+}
+
+#: Models whose users and items are binary codes ranked by Hamming distance; the rest rank by
+#: float scores.
+BINARY_MODELS: tuple[str, ...] = ("sign-teacher", "sign-mf", "dcf", "bccf", "pph", "bincf", "dgcn-bincf")
 
 
 def code_version(root: str | os.PathLike | None = None) -> str:
@@ -138,3 +186,63 @@ def markdown_table(summary: pd.DataFrame, dataset: str, k: int = 100) -> str:
             cells.append(f"{mean:.4f} ± {0.0 if np.isnan(std) else std:.4f}")
         lines.append(f"| {d['model']} | {d['seeds']} | {' | '.join(cells)} | {d['fit_seconds']:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def reproduce_command(dataset: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), out: str = "results") -> str:
+    """The ``bincf-lite reproduce`` command line that writes ``<out>/<dataset>_runs.csv``."""
+    return f"bincf-lite reproduce --dataset {dataset} --seeds {' '.join(map(str, seeds))} --out {out}"
+
+
+def read_runs(out_dir: str | os.PathLike, dataset: str) -> pd.DataFrame:
+    """The rows of ``<out_dir>/<dataset>_runs.csv`` written by :func:`reproduce` (chapter 14).
+
+    A missing file is a :class:`FileNotFoundError` that names the command that makes it; a file
+    without the key and metric columns is a :class:`ValueError`.
+    """
+    path = Path(out_dir) / f"{dataset}_runs.csv"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no results file {path}: it is written by `{reproduce_command(dataset, out=str(out_dir))}`"
+            " (hours on two cores; the run resumes where it stopped)"
+        )
+    rows = pd.read_csv(path)
+    missing = [c for c in KEY + ["fit_seconds"] if c not in rows.columns]
+    if missing or not any(c.split("@")[0] in METRICS for c in rows.columns):
+        raise ValueError(f"{path} is not a runs file of `bincf-lite reproduce`: missing {missing or 'metric columns'}")
+    rows = rows[rows["dataset"] == dataset]
+    if rows.empty:
+        raise ValueError(f"{path} has no rows for dataset {dataset!r}")
+    return rows.drop_duplicates(KEY, keep="last").reset_index(drop=True)
+
+
+def mean_std_strings(summary: pd.DataFrame, columns: Sequence[str], digits: int = 4) -> pd.DataFrame:
+    """``"mean ± std"`` strings of :func:`summarise`'s output, one row per model.
+
+    ``columns`` are metric columns such as ``"ndcg@100"`` (read from ``ndcg@100_mean`` and
+    ``ndcg@100_std``). The std of a single seed is undefined and shown as ``–``.
+    """
+    out = {}
+    for col in columns:
+        mean, std = summary[f"{col}_mean"], summary[f"{col}_std"]
+        out[col] = [
+            f"{m:.{digits}f} ± " + ("–" if not np.isfinite(s) else f"{s:.{digits}f}") for m, s in zip(mean, std)
+        ]
+    return pd.DataFrame(out, index=pd.Index(summary["model"], name="model"))
+
+
+def paired_gain(rows: pd.DataFrame, model: str, reference: str, columns: Sequence[str]) -> pd.DataFrame:
+    """Relative gain ``model / reference - 1`` per metric, paired by split seed (Fig. 1, Fig. 2).
+
+    Both models ran on the same split of each seed, so the gain is taken seed by seed over the
+    seeds both have and then averaged; ``std`` is over seeds (NaN for one seed). Returns one row
+    per metric with ``mean``, ``std``, ``min`` and ``seeds``.
+    """
+    a = rows[rows["model"] == model].set_index("seed")
+    b = rows[rows["model"] == reference].set_index("seed")
+    seeds = a.index.intersection(b.index)
+    if len(seeds) == 0:
+        raise ValueError(f"no seed has both {model!r} and {reference!r}")
+    gains = a.loc[seeds, list(columns)] / b.loc[seeds, list(columns)] - 1.0
+    return pd.DataFrame(
+        {"mean": gains.mean(), "std": gains.std(), "min": gains.min(), "seeds": len(seeds)}
+    ).rename_axis("metric")
