@@ -106,6 +106,8 @@ def _fit_float(model: str, split: Split, params: dict, tune: bool, progress: boo
     params = dict(params)
     refit = bool(params.pop("refit", False))
     res = fit_float_model(model, split, refit=refit, progress=progress, **params)
+    if model == "gcn-cf" and not params and not refit:
+        _remember_teacher(split, None, (res.user_emb, res.item_emb))  # the students' default teacher
     chosen = {**res.config.to_dict(), "best_epoch": int(res.best_epoch), "refit": refit}
     arrays = {"user_emb": res.user_emb.astype(np.float32), "item_emb": res.item_emb.astype(np.float32)}
     return FitResult(arrays, chosen, res.history)
@@ -115,9 +117,58 @@ FITTERS.update({name: _fit_float for name in ("bpr-mf", "lightgcn", "spectralcf"
 
 
 #: Teachers trained inside ``fit``/``reproduce`` when no ``--teacher`` is given, one per split
-#: (keyed by the split's seed and training matrix), so that the three students of a
-#: ``reproduce`` seed share one teacher.
+#: (keyed by the split's seed and training matrix), so that the ``gcn-cf`` row and the three
+#: students of a ``reproduce`` seed share one teacher. ``reproduce`` also keeps them on disk in
+#: ``TEACHER_DIR`` so that an interrupted run does not train a split's teacher twice.
 _TEACHERS: dict = {}
+TEACHER_DIR: Path | None = None
+
+
+def _teacher_key(split: Split, teacher_epochs) -> tuple:
+    digest = hashlib.sha1(split.train.indices.tobytes() + split.train.indptr.tobytes()).hexdigest()[:16]
+    return (split.seed, split.train.shape, split.train.nnz, digest, teacher_epochs)
+
+
+def _teacher_file(key: tuple) -> Path | None:
+    if TEACHER_DIR is None:
+        return None
+    seed, _shape, _nnz, digest, epochs = key
+    return Path(TEACHER_DIR) / f"gcn-cf-seed{seed}-{digest}{'' if epochs is None else f'-e{epochs}'}.npz"
+
+
+def _remember_teacher(split: Split, teacher_epochs, tables: tuple[np.ndarray, np.ndarray]) -> None:
+    from .runs import atomic_write
+
+    key = _teacher_key(split, teacher_epochs)
+    _TEACHERS.clear()
+    _TEACHERS[key] = tables
+    path = _teacher_file(key)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+        def write(tmp):
+            with open(tmp, "wb") as fh:
+                np.savez(fh, user_emb=tables[0], item_emb=tables[1])
+
+        atomic_write(path, write)
+
+
+def _default_teacher(split: Split, teacher_epochs, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The book's GCN-CF for ``split``: from memory, from ``TEACHER_DIR``, or trained now."""
+    from .student import fit_default_teacher
+
+    key = _teacher_key(split, teacher_epochs)
+    if key not in _TEACHERS:
+        path = _teacher_file(key)
+        if path is not None and path.is_file():
+            with np.load(path) as z:
+                tables = (z["user_emb"], z["item_emb"])
+            _TEACHERS.clear()
+            _TEACHERS[key] = tables
+        else:
+            extra = {} if teacher_epochs is None else {"num_epochs": int(teacher_epochs)}
+            _remember_teacher(split, teacher_epochs, fit_default_teacher(split, progress=progress, **extra))
+    return _TEACHERS[key]
 
 
 def _load_teacher(path: str, split: Split) -> tuple[np.ndarray, np.ndarray]:
@@ -137,20 +188,12 @@ def _load_teacher(path: str, split: Split) -> tuple[np.ndarray, np.ndarray]:
 def _fit_student(model: str, split: Split, params: dict, tune: bool, progress: bool) -> FitResult:
     """``dgcn-bincf``, ``bincf`` and ``sign-teacher`` (chapters 07, 11): codes from a teacher,
     read from ``params["teacher"]`` (``--teacher RUN``) or trained inside (the book's GCN-CF)."""
-    from .student import fit_codes, fit_default_teacher, packed
+    from .student import fit_codes, packed
 
     params = dict(params)
     path = params.pop("teacher", None)
     teacher_epochs = params.pop("teacher_epochs", None)
-    if path is not None:
-        teacher = _load_teacher(path, split)
-    else:
-        key = (split.seed, split.train.shape, split.train.nnz, hash(split.train.indices.tobytes()), teacher_epochs)
-        if key not in _TEACHERS:
-            extra = {} if teacher_epochs is None else {"num_epochs": int(teacher_epochs)}
-            _TEACHERS.clear()
-            _TEACHERS[key] = fit_default_teacher(split, progress=progress, **extra)
-        teacher = _TEACHERS[key]
+    teacher = _load_teacher(path, split) if path is not None else _default_teacher(split, teacher_epochs, progress)
     users, items, chosen, history = fit_codes(model, split, teacher, params, progress)
     chosen["teacher"] = str(path) if path is not None else "trained inside (student.DEFAULT_TEACHER)"
     return FitResult({"user_codes": packed(users), "item_codes": packed(items)}, chosen, history)
@@ -387,6 +430,10 @@ BOOK_ORDER = (
 )
 
 
+#: Models that need the split's GCN-CF teacher: one chain, run in this order in one process.
+TEACHER_CHAIN = ("gcn-cf", "sign-teacher", "bincf", "dgcn-bincf")
+
+
 def cmd_reproduce(args) -> int:
     from .reproduce import reproduce
 
@@ -402,14 +449,29 @@ def cmd_reproduce(args) -> int:
         return split_interactions(cache["data"], 0.5, 0.1, seed=seed)
 
     name = Path(args.dataset).stem if args.dataset not in DATASETS else args.dataset
+    global TEACHER_DIR
+    TEACHER_DIR = Path(args.out) / "teachers" / name  # git-ignored; lets a resumed run skip teachers
     start = time.perf_counter()
-    rows = reproduce(
-        name, make_split, FITTERS, models, args.seeds, args.out, args.k, args.tune,
-        progress=not args.quiet, log=print,
-    )
+    try:
+        if args.jobs > 1:
+            make_split(args.seeds[0])  # load the data once, before the workers fork
+        rows = reproduce(
+            name, make_split, FITTERS, models, args.seeds, args.out, args.k, args.tune,
+            progress=not args.quiet and args.jobs == 1, log=print, jobs=args.jobs,
+            chains=[TEACHER_CHAIN],
+        )
+    finally:
+        TEACHER_DIR = None
     print(f"done in {time.perf_counter() - start:.0f} s; tables in {args.out}/{name}.md")
     print((Path(args.out) / f"{name}.md").read_text())
     return 0 if len(rows) else 1
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -477,6 +539,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--tune", action="store_true", help="choose hyperparameters on each split's validation set")
     rep.add_argument("--out", default="results")
     rep.add_argument("--quiet", action="store_true")
+    rep.add_argument(
+        "--jobs", type=_positive_int, default=1,
+        help="worker processes, one torch thread each (2 on a 2-core machine: faster than one process with 2 threads)",
+    )
     data_dir(rep)
     rep.set_defaults(func=cmd_reproduce)
     return parser

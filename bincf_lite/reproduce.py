@@ -106,55 +106,150 @@ def reproduce(
     tune: bool = False,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    jobs: int = 1,
+    chains: Sequence[Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """Fit and evaluate ``models`` on the splits ``make_split(seed)``; resumable.
 
     ``fitters[name](name, split, params, tune, progress)`` returns an object with ``arrays``
     and ``params`` (``bincf_lite.cli.FitResult``). Rows already in the runs file are skipped.
     Returns all rows of the runs file for ``dataset``.
+
+    The work of a seed is cut into ``chains``: groups of models that must run in order in one
+    process (a teacher before its students); models in no chain form one more chain. With
+    ``jobs > 1`` the (seed, chain) tasks run in that many forked worker processes with one
+    torch thread each, which on a small machine beats one process with several threads (the
+    sparse products and element-wise kernels of these models scale poorly across threads);
+    only this process writes the runs file, one row as soon as it arrives.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs_file = out_dir / f"{dataset}_runs.csv"
     done = pd.read_csv(runs_file) if runs_file.is_file() else pd.DataFrame(columns=KEY)
     finished = {tuple(r) for r in done[KEY].astype(str).itertuples(index=False)}
-    version, machine = code_version(), _machine()
     log = log or (lambda _msg: None)
+    tasks = []
     for seed in seeds:
-        todo = [m for m in models if (dataset, m, str(seed)) not in finished]
-        if not todo:
-            continue
-        split = make_split(seed)
+        for chain in _chains(models, chains):
+            todo = [m for m in chain if (dataset, m, str(seed)) not in finished]
+            if todo:
+                tasks.append((seed, todo))
+    job = _Job(dataset, make_split, fitters, tuple(ks), tune, progress, code_version(), _machine())
+
+    def record(row: dict) -> None:
+        nonlocal done
+        done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
+        atomic_write(runs_file, lambda tmp: done.to_csv(tmp, index=False))
+        k = max(ks)
+        log(f"{dataset} seed {row['seed']} {row['model']}: ndcg@{k} {row[f'ndcg@{k}']:.4f}, fit {row['fit_seconds']:.1f} s")
+
+    if jobs <= 1 or len(tasks) <= 1:
+        for seed, chain in tasks:
+            job.run(seed, chain, record)
+    else:
+        _run_parallel(job, tasks, jobs, record)
+    summary = summarise(done[done["dataset"] == dataset], models)
+    atomic_write(out_dir / f"{dataset}_summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
+    text = markdown_table(summary, dataset, max(ks))
+    atomic_write(out_dir / f"{dataset}.md", lambda tmp: Path(tmp).write_text(text))
+    return done
+
+
+def _chains(models: Sequence[str], chains: Sequence[Sequence[str]] | None) -> list[list[str]]:
+    """``models`` cut into the given chains (each in ``models``' order), the rest as one chain."""
+    out, used = [], set()
+    for chain in chains or ():
+        members = [m for m in models if m in chain]
+        if members:
+            out.append(members)
+            used.update(members)
+    rest = [m for m in models if m not in used]
+    return ([rest] if rest else []) + out
+
+
+class _Job:
+    """What a worker needs to fit the models of one (seed, chain) task."""
+
+    def __init__(self, dataset, make_split, fitters, ks, tune, progress, version, machine):
+        self.dataset, self.make_split, self.fitters = dataset, make_split, fitters
+        self.ks, self.tune, self.progress = ks, tune, progress
+        self.version, self.machine = version, machine
+
+    def run(self, seed: int, chain: Sequence[str], emit: Callable[[dict], None]) -> None:
+        split = self.make_split(seed)
         users = np.arange(split.num_users)
-        for model in todo:
+        k = max(self.ks)
+        for model in chain:
             start = time.perf_counter()
-            result = fitters[model](model, split, {}, tune, progress)
+            result = self.fitters[model](model, split, {}, self.tune, self.progress)
             fit_s = time.perf_counter() - start
             config = {"model": model, **({"code_bits": result.params["code_bits"]} if "code_bits" in result.params else {})}
             run = Run(None, config, {}, split.user_ids, split.item_ids, split.train_full, result.arrays)
             start = time.perf_counter()
-            res = evaluate_topk(run.topk(users, max(ks)), split.test, ks)
+            res = evaluate_topk(run.topk(users, k), split.test, self.ks)
             eval_s = time.perf_counter() - start
-            row = {"dataset": dataset, "model": model, "seed": seed}
+            row = {"dataset": self.dataset, "model": model, "seed": seed}
             row.update({f"{r.metric}@{r.k}": r.value for r in res.itertuples()})
             row.update(
                 {
                     "params": repr(result.params),
                     "fit_seconds": round(fit_s, 2),
                     "rank_seconds": round(eval_s, 2),
-                    "version": version,
+                    "version": self.version,
                     "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "machine": machine,
+                    "machine": self.machine,
                 }
             )
-            done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
-            atomic_write(runs_file, lambda tmp: done.to_csv(tmp, index=False))
-            log(f"{dataset} seed {seed} {model}: ndcg@{max(ks)} {row[f'ndcg@{max(ks)}']:.4f}, fit {fit_s:.1f} s")
-    summary = summarise(done[done["dataset"] == dataset], models)
-    atomic_write(out_dir / f"{dataset}_summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
-    text = markdown_table(summary, dataset, max(ks))
-    atomic_write(out_dir / f"{dataset}.md", lambda tmp: Path(tmp).write_text(text))
-    return done
+            emit(row)
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(job: _Job, queue) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+    except (ImportError, ValueError):  # pragma: no cover - numba is a requirement
+        pass
+    _WORKER.update(job=job, queue=queue)
+
+
+def _worker_task(seed: int, chain: Sequence[str]) -> None:
+    _WORKER["job"].run(seed, chain, _WORKER["queue"].put)
+
+
+def _run_parallel(job: _Job, tasks: list, jobs: int, record: Callable[[dict], None]) -> None:
+    """Run the tasks in ``jobs`` forked processes; rows come back through a queue."""
+    import multiprocessing as mp
+    import queue as queue_mod
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("fork")  # the workers inherit the loaded data and the fitters
+    rows = ctx.Manager().Queue()
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(job, rows)) as pool:
+        pending = {pool.submit(_worker_task, seed, chain) for seed, chain in tasks}
+        while pending:
+            finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            while True:
+                try:
+                    record(rows.get_nowait())
+                except queue_mod.Empty:
+                    break
+            for fut in finished:
+                if fut.exception() is not None:
+                    for other in pending:
+                        other.cancel()  # tasks not started yet; running ones finish and are kept
+                    fut.result()  # re-raise the worker's error here
+        while True:
+            try:
+                record(rows.get_nowait())
+            except queue_mod.Empty:
+                break
 
 
 def summarise(rows: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:

@@ -27,3 +27,28 @@ def test_resumes_and_summarises(tmp_path, toy):
     assert ease["ndcg@10_mean"] > summary.set_index("model").loc["pop"]["ndcg@10_mean"]
     text = (tmp_path / "toy.md").read_text()
     assert "| ease | 3 |" in text and "±" in text
+
+
+def test_parallel_workers_write_the_same_rows(tmp_path, toy):
+    make_split = lambda seed: bl.split_interactions(toy, seed=seed)  # noqa: E731
+    models = ["pop", "itemknn", "ease"]
+    serial = reproduce("toy", make_split, FITTERS, models, [0, 1], tmp_path / "serial", ks=[10])
+    parallel = reproduce(
+        "toy", make_split, FITTERS, models, [0, 1], tmp_path / "parallel", ks=[10], jobs=2,
+        chains=[["itemknn", "ease"]],
+    )
+    key = ["model", "seed"]
+    a = serial.sort_values(key).reset_index(drop=True)
+    b = parallel.sort_values(key).reset_index(drop=True)
+    assert len(b) == 6 and a[key].equals(b[key])
+    pd.testing.assert_series_equal(a["ndcg@10"], b["ndcg@10"])
+
+
+def test_chains_keep_order_and_collect_the_rest():
+    from bincf_lite.reproduce import _chains
+
+    models = ["pop", "gcn-cf", "ease", "bincf", "dgcn-bincf"]
+    assert _chains(models, [("gcn-cf", "bincf", "dgcn-bincf", "absent")]) == [
+        ["pop", "ease"], ["gcn-cf", "bincf", "dgcn-bincf"],
+    ]
+    assert _chains(models, None) == [models]
