@@ -64,6 +64,15 @@ from numba.extending import intrinsic
 
 from .metrics import check_k, tie_priority, topk_from_scores
 
+# numba's OpenMP threading layer shares libgomp with torch: once numba has started its OpenMP
+# threads, torch's kernels in the same process ran 10-25x slower on a 2-core machine (their
+# threads spin against each other; measured: 10 BPR-MF epochs on ML-100K 0.6 s with the
+# workqueue layer, 15.5 s after one Hamming ranking with the omp layer). Every chapter and
+# ``reproduce`` rank codes and then train again, so the package picks the built-in workqueue
+# layer unless the user chose a layer (NUMBA_THREADING_LAYER or numba.config).
+if numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "workqueue"
+
 __all__ = [
     "pack_codes",
     "unpack_codes",

@@ -210,12 +210,8 @@ def _worker_init(job: _Job, queue) -> None:
     import torch
 
     torch.set_num_threads(1)
-    try:
-        import numba
-
-        numba.set_num_threads(1)
-    except (ImportError, ValueError):  # pragma: no cover - numba is a requirement
-        pass
+    # numba's own threads start at the first Hamming ranking (bincf_lite.hashing): calling
+    # numba.set_num_threads here would start them now, before any torch work
     _WORKER.update(job=job, queue=queue)
 
 
