@@ -8,6 +8,8 @@ NOTEBOOKS ?= $(sort $(wildcard notebooks/*.ipynb))
 # `make reproduce DATASET=ml-100k SEEDS="0 1"`: the tables of the results chapter.
 DATASET ?= ml-1m
 SEEDS   ?= 0 1 2 3 4
+# worker processes of `reproduce` (one torch thread each); the number of cores
+JOBS    ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: venv npm book browser-test execute test bench reproduce clean
 
@@ -47,7 +49,7 @@ bench: venv  ## speed and quality benchmarks (long; results under benchmarks/res
 	done
 
 reproduce: venv  ## every model over the split seeds: the results tables (long; results/)
-	BINCF_DATA_DIR=$(DATA) $(BIN)/bincf-lite reproduce --dataset $(DATASET) --seeds $(SEEDS) --out results
+	BINCF_DATA_DIR=$(DATA) $(BIN)/bincf-lite reproduce --dataset $(DATASET) --seeds $(SEEDS) --jobs $(JOBS) --out results
 
 clean:
 	rm -rf _build

@@ -34,13 +34,12 @@ import pandas as pd  # noqa: E402
 
 import bincf_lite as bl  # noqa: E402
 from bincf_lite import hash_baselines as hb  # noqa: E402
+from bincf_lite.reproduce import PAPER_TABLES  # noqa: E402
 
-#: The paper's Table 2 (ML-1M), Recall / MAP / NDCG @100.
+#: The paper's Table 2 (ML-1M), Recall / MAP / NDCG @100 (kept once, in ``reproduce.PAPER_TABLES``).
 PAPER_ML1M = {
-    "dcf": {"recall": 0.0416, "map": 0.0101, "ndcg": 0.0558},
-    "bccf": {"recall": 0.1234, "map": 0.0720, "ndcg": 0.1724},
-    "pph": {"recall": 0.0277, "map": 0.0027, "ndcg": 0.0249},
-    "dgcn-bincf": {"recall": 0.3059, "map": 0.1187, "ndcg": 0.3061},
+    model: {name.split("@")[0]: value for name, value in row.items()}
+    for model, row in PAPER_TABLES["ml-1m"].items()
 }
 
 MF_ITERS = 60  # L-BFGS iterations of the plain weighted MF (validation NDCG flat after ~60)
