@@ -17,7 +17,7 @@ Groups of arms:
   the chosen arm's rotation);
 * ``ablation``: the Fig. 2 cross: start (random / teacher) × α (0 / 1) × T (1 / 0.5) ×
   codes in the loss (stochastic / straight-through sign), over ``--seeds`` seeds, each for a short
-  budget of ``ABLATION_EPOCHS`` epochs (teacher-start arms take the chosen lr);
+  budget of ``ABLATION_EPOCHS`` epochs (teacher-start arms take the chosen lr and start rotation);
 * ``bits-bincf``: BinCF (α = 0) at 64 and 128 bits;
 * ``terms``: β, τ and ν (``TERMS``) on top of the chosen arm, one short run each.
 
@@ -238,7 +238,7 @@ def main(argv=None) -> int:
                 sel = [a for a in arm_results.values() if a["group"] == "select" and a["config"]["alpha"] > 0]
                 if sel:
                     best = max(sel, key=lambda a: a["valid"]["ndcg@100"])
-                    cfg.update({k: best["config"][k] for k in ("lr", "list_neg")})
+                    cfg.update({k: best["config"][k] for k in ("lr", "list_neg", "init_rotation")})
         if arm["name"] in arm_results and args.resume:
             continue
         settings = {**base, **cfg}
