@@ -186,7 +186,7 @@ def _load_teacher(path: str, split: Split) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fit_student(model: str, split: Split, params: dict, tune: bool, progress: bool) -> FitResult:
-    """``dgcn-bincf``, ``bincf`` and ``sign-teacher`` (chapters 07, 11): codes from a teacher,
+    """``dgcn-bincf``, ``bincf``, ``sign-teacher`` and ``itq-teacher`` (chapters 07, 11): codes from a teacher,
     read from ``params["teacher"]`` (``--teacher RUN``) or trained inside (the book's GCN-CF)."""
     from .student import fit_codes, packed
 
@@ -199,7 +199,7 @@ def _fit_student(model: str, split: Split, params: dict, tune: bool, progress: b
     return FitResult({"user_codes": packed(users), "item_codes": packed(items)}, chosen, history)
 
 
-FITTERS.update({name: _fit_student for name in ("sign-teacher", "bincf", "dgcn-bincf")})
+FITTERS.update({name: _fit_student for name in ("sign-teacher", "itq-teacher", "bincf", "dgcn-bincf")})
 
 
 def _data_dirs(args) -> list:
@@ -309,7 +309,7 @@ def cmd_fit(args) -> int:
     params = {**_default_params(args.model), **_parse_params(args.param)}
     if getattr(args, "teacher", None):
         if FITTERS[args.model] is not _fit_student:
-            raise ValueError(f"--teacher applies to sign-teacher, bincf and dgcn-bincf, not {args.model}")
+            raise ValueError(f"--teacher applies to sign-teacher, itq-teacher, bincf and dgcn-bincf, not {args.model}")
         params["teacher"] = args.teacher
     split, info = _load_split(args)
     start = time.perf_counter()
@@ -425,13 +425,13 @@ def cmd_recommend(args) -> int:
 
 #: The order of the book's tables; models not registered (yet) are left out.
 BOOK_ORDER = (
-    "pop", "itemknn", "ease", "bpr-mf", "lightgcn", "spectralcf", "gcn-cf", "sign-teacher",
+    "pop", "itemknn", "ease", "bpr-mf", "lightgcn", "spectralcf", "gcn-cf", "sign-teacher", "itq-teacher",
     "dcf", "bccf", "pph", "bincf", "dgcn-bincf",
 )
 
 
 #: Models that need the split's GCN-CF teacher: one chain, run in this order in one process.
-TEACHER_CHAIN = ("gcn-cf", "sign-teacher", "bincf", "dgcn-bincf")
+TEACHER_CHAIN = ("gcn-cf", "sign-teacher", "itq-teacher", "bincf", "dgcn-bincf")
 
 
 def cmd_reproduce(args) -> int:
@@ -510,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--valid-frac", type=float, default=0.1)
     fit.add_argument("--param", action="append", metavar="NAME=VALUE", help="override a hyperparameter")
     fit.add_argument("--tune", action="store_true", help="choose the hyperparameter on validation")
-    fit.add_argument("--teacher", metavar="RUN", help="bincf/dgcn-bincf/sign-teacher: a float run whose tables teach (default: train the book's GCN-CF inside)")
+    fit.add_argument("--teacher", metavar="RUN", help="bincf/dgcn-bincf/sign-teacher/itq-teacher: a float run whose tables teach (default: train the book's GCN-CF inside)")
     fit.add_argument("--out", required=True)
     fit.add_argument("--quiet", action="store_true", help="no progress bars")
     data_dir(fit)

@@ -67,13 +67,14 @@ PAPER_GAINS: dict[str, tuple[str, str, float]] = {
 MODEL_LABELS: dict[str, str] = {
     "pop": "Pop", "itemknn": "ItemKNN", "ease": "EASE", "bpr-mf": "BPR-MF", "lightgcn": "LightGCN",
     "spectralcf": "SpectralCF", "gcn-cf": "GCN-CF", "sign-teacher": "sign of GCN-CF",
+    "itq-teacher": "sign of ITQ-rotated GCN-CF",
     "sign-mf": "Sign-MF", "dcf": "DCF", "bccf": "BCCF", "pph": "PPH", "bincf": "BinCF",
     "dgcn-bincf": "DGCN-BinCF",
 }
 
 #: Models whose users and items are binary codes ranked by Hamming distance; the rest rank by
 #: float scores.
-BINARY_MODELS: tuple[str, ...] = ("sign-teacher", "sign-mf", "dcf", "bccf", "pph", "bincf", "dgcn-bincf")
+BINARY_MODELS: tuple[str, ...] = ("sign-teacher", "itq-teacher", "sign-mf", "dcf", "bccf", "pph", "bincf", "dgcn-bincf")
 
 
 def code_version(root: str | os.PathLike | None = None) -> str:

@@ -649,16 +649,26 @@ def fit_default_teacher(split: Split, progress: bool = False, **overrides) -> tu
     return res.user_emb, res.item_emb
 
 
+#: The untrained two-stage codes: the sign of the teacher, plain or ITQ-rotated (the rotation).
+TWO_STAGE = {"sign-teacher": "none", "itq-teacher": "itq"}
+
+
 def sign_teacher_codes(
-    user_emb: np.ndarray, item_emb: np.ndarray, code_bits: int, centre: str = "pooled"
+    user_emb: np.ndarray,
+    item_emb: np.ndarray,
+    code_bits: int,
+    centre: str = "pooled",
+    rotation: str = "none",
 ) -> tuple[np.ndarray, np.ndarray]:
     """The two-stage baseline of chapter 07: ``sign`` of the centred teacher tables.
 
     Centred as in :func:`teacher_init` (``centre``; pooled column means by default, chosen on
     validation in chapter 07); the leading ``code_bits`` columns when ``code_bits`` is smaller
-    than the teacher's width. Returns ±1 ``int8`` codes: the student's start.
+    than the teacher's width. ``rotation="itq"`` takes the sign after the ITQ rotation of
+    :func:`teacher_init` (the ``itq-teacher`` row of ``reproduce``: the student's default
+    start, untrained). Returns ±1 ``int8`` codes.
     """
-    p, q = teacher_init(user_emb, item_emb, code_bits, centre)
+    p, q = teacher_init(user_emb, item_emb, code_bits, centre, rotation=rotation)
     return sign_codes(p), sign_codes(q)
 
 
@@ -681,14 +691,14 @@ def fit_codes(
     are the effective hyperparameters (those of :class:`StudentConfig` for the students).
     """
     params = dict(params or {})
-    if model == "sign-teacher":
+    if model in TWO_STAGE:
         bits = int(params.pop("code_bits", StudentConfig.code_bits))
         if params:
-            raise ValueError(f"sign-teacher takes only code_bits, got {sorted(params)}")
-        users, items = sign_teacher_codes(teacher[0], teacher[1], bits)
-        return users, items, {"code_bits": bits}, None
+            raise ValueError(f"{model} takes only code_bits, got {sorted(params)}")
+        users, items = sign_teacher_codes(teacher[0], teacher[1], bits, rotation=TWO_STAGE[model])
+        return users, items, {"code_bits": bits, "rotation": TWO_STAGE[model]}, None
     if model not in STUDENT_DEFAULTS:
-        raise ValueError(f"unknown student {model!r}; one of dgcn-bincf, bincf, sign-teacher")
+        raise ValueError(f"unknown student {model!r}; one of dgcn-bincf, bincf, {', '.join(TWO_STAGE)}")
     known = set(StudentConfig.__dataclass_fields__)
     unknown = set(params) - known
     if unknown:

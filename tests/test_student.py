@@ -196,7 +196,13 @@ def test_sign_teacher_codes_and_packing(teacher):
 
 def test_fit_codes_names_and_errors(split, teacher):
     users, items, params, hist = student.fit_codes("sign-teacher", split, teacher, {"code_bits": 8})
-    assert users.shape == (split.num_users, 8) and params == {"code_bits": 8} and hist is None
+    assert users.shape == (split.num_users, 8) and params == {"code_bits": 8, "rotation": "none"} and hist is None
+    rot_u, rot_i, params, _ = student.fit_codes("itq-teacher", split, teacher, {"code_bits": 8})
+    assert params["rotation"] == "itq" and rot_u.shape == users.shape and set(np.unique(rot_i)) <= {-1, 1}
+    start_u, start_i = student.teacher_init(*teacher, 8, rotation="itq")
+    assert np.array_equal(rot_u, student.sign_codes(start_u))  # the rotated start, untrained
+    with pytest.raises(ValueError, match="takes only code_bits"):
+        student.fit_codes("itq-teacher", split, teacher, {"alpha": 1.0})
     small = dict(code_bits=16, num_epochs=2, eval_every=1, batch_size=512, list_users=32)
     users, items, params, hist = student.fit_codes("bincf", split, teacher, small)
     assert params["alpha"] == 0 and params["code_bits"] == 16 and (hist["rank"].iloc[1:] == 0).all()
