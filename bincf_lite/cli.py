@@ -437,7 +437,8 @@ TEACHER_CHAIN = ("gcn-cf", "sign-teacher", "itq-teacher", "bincf", "dgcn-bincf")
 def cmd_reproduce(args) -> int:
     from .reproduce import reproduce
 
-    models = args.models or [m for m in BOOK_ORDER if m in FITTERS] + sorted(set(FITTERS) - set(BOOK_ORDER))
+    everything = [m for m in BOOK_ORDER if m in FITTERS] + sorted(set(FITTERS) - set(BOOK_ORDER))
+    models = args.models or everything
     unknown = [m for m in models if m not in FITTERS]
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(sorted(FITTERS))}")
@@ -458,7 +459,7 @@ def cmd_reproduce(args) -> int:
         rows = reproduce(
             name, make_split, FITTERS, models, args.seeds, args.out, args.k, args.tune,
             progress=not args.quiet and args.jobs == 1, log=print, jobs=args.jobs,
-            chains=[TEACHER_CHAIN],
+            chains=[TEACHER_CHAIN], order=everything,
         )
     finally:
         TEACHER_DIR = None

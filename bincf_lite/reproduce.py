@@ -109,12 +109,14 @@ def reproduce(
     log: Callable[[str], None] | None = None,
     jobs: int = 1,
     chains: Sequence[Sequence[str]] | None = None,
+    order: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Fit and evaluate ``models`` on the splits ``make_split(seed)``; resumable.
 
     ``fitters[name](name, split, params, tune, progress)`` returns an object with ``arrays``
     and ``params`` (``bincf_lite.cli.FitResult``). Rows already in the runs file are skipped.
-    Returns all rows of the runs file for ``dataset``.
+    Returns all rows of the runs file for ``dataset``; the tables list every model in the file,
+    in ``order`` (default ``models``), so a run of a few models keeps the full tables.
 
     The work of a seed is cut into ``chains``: groups of models that must run in order in one
     process (a teacher before its students); models in no chain form one more chain. With
@@ -149,7 +151,7 @@ def reproduce(
             job.run(seed, chain, record)
     else:
         _run_parallel(job, tasks, jobs, record)
-    summary = summarise(done[done["dataset"] == dataset], models)
+    summary = summarise(done[done["dataset"] == dataset], order or models)
     atomic_write(out_dir / f"{dataset}_summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
     text = markdown_table(summary, dataset, max(ks))
     atomic_write(out_dir / f"{dataset}.md", lambda tmp: Path(tmp).write_text(text))
