@@ -199,8 +199,13 @@ def teacher_init(
     subtracts one mean per column over users and items together; ``"per-side"`` centres each
     side by its own column means (every bit balanced on each side, but the term
     :math:`\bar u^\top v_j`, a popularity score of item :math:`j`, is lost from the ranking);
-    ``"none"`` keeps the tables. On ML-1M's GCN-CF teacher the sign's validation NDCG@100 was
-    0.148 pooled, 0.140 none, 0.045 per side. When ``code_bits`` is smaller than the teacher's
+    ``"none"`` keeps the tables. On ML-1M's GCN-CF teacher (split 0) the sign's validation
+    NDCG@100 was 0.148 pooled, 0.140 none, 0.045 per side for one run of the recipe (one torch
+    thread) and 0.082 pooled, 0.141 none, 0.037 per side for another (two threads, the same
+    test NDCG@100 0.4846): the columns of GCN-CF's second and third blocks are nearly constant
+    over items, so their user-side values barely move the float ranking and end where the run
+    leaves them, and their signs are close to noise (chapter 07). The ``itq`` rotation below
+    removes that dependence on the run. When ``code_bits`` is smaller than the teacher's
     width (``3 * embed_dim`` for GCN-CF), ``reduce="leading"`` (the default) keeps the first
     ``code_bits`` columns (GCN-CF's first layers) and ``"pca"`` projects on the top principal
     directions of the stacked tables; on ML-1M the sign of the leading 64 columns kept a
