@@ -396,9 +396,11 @@ def model_bars(
     ax.set_yticks(ticks, labels)
     ax.set_ylim(y - 0.4, -1.0)
     ax.grid(axis="y", visible=False)
-    ax.set_xlim(0, max([np.nanmax(values.to_numpy()), *(paper or {}).values()]) * 1.12)
+    legend = marked or reference is not None
+    # room right of the longest bar for the legend, so it never sits on a bar
+    ax.set_xlim(0, max([np.nanmax(values.to_numpy()), *(paper or {}).values()]) * (1.45 if legend else 1.12))
     if xlabel:
         ax.set_xlabel(xlabel)
-    if marked or reference is not None:
+    if legend:
         ax.legend(loc="lower right")
     return ax
