@@ -136,14 +136,14 @@ def _teacher_file(key: tuple) -> Path | None:
     return Path(TEACHER_DIR) / f"gcn-cf-seed{seed}-{digest}{'' if epochs is None else f'-e{epochs}'}.npz"
 
 
-def _remember_teacher(split: Split, teacher_epochs, tables: tuple[np.ndarray, np.ndarray]) -> None:
+def _remember_teacher(split: Split, teacher_epochs, tables: tuple[np.ndarray, np.ndarray], save: bool = True) -> None:
     from .runs import atomic_write
 
     key = _teacher_key(split, teacher_epochs)
-    _TEACHERS.clear()
+    _TEACHERS.clear()  # one split's teacher at a time: the tables are large
     _TEACHERS[key] = tables
     path = _teacher_file(key)
-    if path is not None:
+    if save and path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
 
         def write(tmp):
@@ -160,14 +160,14 @@ def _default_teacher(split: Split, teacher_epochs, progress: bool) -> tuple[np.n
     key = _teacher_key(split, teacher_epochs)
     if key not in _TEACHERS:
         path = _teacher_file(key)
-        if path is not None and path.is_file():
+        saved = path is not None and path.is_file()
+        if saved:
             with np.load(path) as z:
                 tables = (z["user_emb"], z["item_emb"])
-            _TEACHERS.clear()
-            _TEACHERS[key] = tables
         else:
             extra = {} if teacher_epochs is None else {"num_epochs": int(teacher_epochs)}
-            _remember_teacher(split, teacher_epochs, fit_default_teacher(split, progress=progress, **extra))
+            tables = fit_default_teacher(split, progress=progress, **extra)
+        _remember_teacher(split, teacher_epochs, tables, save=not saved)
     return _TEACHERS[key]
 
 

@@ -230,25 +230,24 @@ def _run_parallel(job: _Job, tasks: list, jobs: int, record: Callable[[dict], No
 
     ctx = mp.get_context("fork")  # the workers inherit the loaded data and the fitters
     rows = ctx.Manager().Queue()
+
+    def drain() -> None:
+        while True:
+            try:
+                record(rows.get_nowait())
+            except queue_mod.Empty:
+                return
+
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(job, rows)) as pool:
         pending = {pool.submit(_worker_task, seed, chain) for seed, chain in tasks}
         while pending:
             finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-            while True:
-                try:
-                    record(rows.get_nowait())
-                except queue_mod.Empty:
-                    break
+            drain()  # a task's rows are in the queue before its future completes
             for fut in finished:
                 if fut.exception() is not None:
                     for other in pending:
                         other.cancel()  # tasks not started yet; running ones finish and are kept
                     fut.result()  # re-raise the worker's error here
-        while True:
-            try:
-                record(rows.get_nowait())
-            except queue_mod.Empty:
-                break
 
 
 def summarise(rows: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:

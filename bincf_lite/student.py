@@ -72,7 +72,7 @@ from .data import Split, sample_negatives
 from .distill import distillation_weight, listnet_loss
 from .losses import bpr_loss
 from .metrics import evaluate_scores
-from .train import STOP_METRIC, EarlyStopping, TrainingDiverged, training_triples
+from .train import STOP_METRIC, DivergenceGuard, EarlyStopping, training_triples
 
 __all__ = [
     "StudentConfig",
@@ -456,7 +456,8 @@ def train_student(
         top_items = teacher_top_items(teacher[0], teacher[1], train, list_top)
     anchors = (model.P.detach().clone(), model.Q.detach().clone()) if cfg.anchor > 0 else None
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    rows, first_loss = [], None
+    rows = []
+    guard = DivergenceGuard(model, max_loss_ratio, f"lower the learning rate (lr={cfg.lr})")
     early = EarlyStopping(cfg.patience)
 
     def evaluate(row):
@@ -523,11 +524,7 @@ def train_student(
                     kl=True,
                 )
                 loss = loss + weight * rank
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"{type(model).__name__}: the loss became {loss.item()} at epoch {epoch};"
-                    f" lower the learning rate (lr={cfg.lr})"
-                )
+            guard.batch(loss, f"epoch {epoch}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -537,13 +534,7 @@ def train_student(
                 sums[key] += value.item() * n
         row = {"epoch": epoch, **{k: v / len(users) for k, v in sums.items()}}
         row["seconds"] = time.perf_counter() - start
-        if first_loss is None:
-            first_loss = row["loss"]
-        elif row["loss"] > max_loss_ratio * max(first_loss, 1e-12):
-            raise TrainingDiverged(
-                f"{type(model).__name__}: the epoch loss grew from {first_loss:.4f} to"
-                f" {row['loss']:.4f} at epoch {epoch}; lower the learning rate (lr={cfg.lr})"
-            )
+        guard.epoch(row["loss"], epoch)
         if epoch % cfg.eval_every == 0 or epoch == num_epochs:
             score = evaluate(row)
             if score is not None:

@@ -42,6 +42,7 @@ from .models import MODELS, BPRConfig, build_model
 
 __all__ = [
     "TrainingDiverged",
+    "DivergenceGuard",
     "EarlyStopping",
     "FitResult",
     "train_bpr",
@@ -60,6 +61,29 @@ STOP_METRIC = ("ndcg", 100)
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN/inf or grew far above its first value."""
+
+
+class DivergenceGuard:
+    """Raises :class:`TrainingDiverged` when a batch loss is not finite or an epoch's mean loss
+    exceeds ``max_loss_ratio`` times the first epoch's. Shared by :func:`train_bpr` and the
+    student's training loop; ``hint`` ends the message (what to change)."""
+
+    def __init__(self, model: torch.nn.Module, max_loss_ratio: float, hint: str):
+        self.name, self.max_loss_ratio, self.hint = type(model).__name__, max_loss_ratio, hint
+        self.first: float | None = None
+
+    def batch(self, loss: torch.Tensor, where: str) -> None:
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"{self.name}: the loss became {loss.item()} at {where}; {self.hint}")
+
+    def epoch(self, value: float, epoch: int) -> None:
+        if self.first is None:
+            self.first = value
+        elif value > self.max_loss_ratio * max(self.first, 1e-12):
+            raise TrainingDiverged(
+                f"{self.name}: the epoch loss grew from {self.first:.4f} to {value:.4f} at epoch"
+                f" {epoch}; {self.hint}"
+            )
 
 
 class EarlyStopping:
@@ -229,8 +253,9 @@ def train_bpr(
     train.sort_indices()
     rng = np.random.default_rng(cfg.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    rows, first_loss = [], None
+    rows = []
     early = EarlyStopping(cfg.patience)
+    guard = DivergenceGuard(model, max_loss_ratio, f"lower the learning rate (lr={cfg.lr}) or raise l2 (l2={cfg.l2})")
     model.train()
     bar = tqdm(range(1, num_epochs + 1), desc=type(model).__name__, disable=not progress)
     for epoch in bar:
@@ -251,12 +276,7 @@ def train_bpr(
             bpr = bpr_loss(pos_s, neg_s)
             reg = l2_penalty(reg_rows, len(u))
             loss = bpr + cfg.l2 * reg
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"{type(model).__name__}: the loss became {loss.item()} at epoch {epoch},"
-                    f" batch {b0 // cfg.batch_size + 1}; lower the learning rate (lr={cfg.lr})"
-                    f" or raise l2 (l2={cfg.l2})"
-                )
+            guard.batch(loss, f"epoch {epoch}, batch {b0 // cfg.batch_size + 1}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -272,13 +292,7 @@ def train_bpr(
             "l2_term": cfg.l2 * total_reg / len(users),
             "seconds": seconds,
         }
-        if first_loss is None:
-            first_loss = row["loss"]
-        elif row["loss"] > max_loss_ratio * first_loss:
-            raise TrainingDiverged(
-                f"{type(model).__name__}: the epoch loss grew from {first_loss:.4f} to"
-                f" {row['loss']:.4f} at epoch {epoch}; lower the learning rate (lr={cfg.lr})"
-            )
+        guard.epoch(row["loss"], epoch)
         if valid is not None and (epoch % cfg.eval_every == 0 or epoch == num_epochs):
             df = evaluate_model(model, train, valid, ks=(20, 100))
             for metric in ("recall", "map", "ndcg"):
